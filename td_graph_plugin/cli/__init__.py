@@ -1,0 +1,1 @@
+"""The ``td-graph`` command line."""

@@ -1,0 +1,308 @@
+"""The collector engine: every tenant x source on its own interval, tenants concurrently.
+
+Records stream page by page (memory does not grow with the number of records); the sink
+commits each page's checkpoint only after the output accepted it.  A source that fails does
+not stop the others: it is marked ``failing`` and retried with backoff; a licence or
+permission refusal marks it ``unlicensed`` / ``forbidden`` and re-checks it rarely.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from ..config.model import Config, SourceSettings, TenantConfig
+from ..errors import (
+    GraphConditionalAccess,
+    GraphForbidden,
+    GraphLicenceError,
+    GraphPermissionError,
+    GraphThrottled,
+    OutputError,
+    StateError,
+    TdGraphError,
+)
+from ..metrics import Metrics
+from ..plugins import Catalogue
+from ..spec import SourceSpec
+from ..state import StateStore
+from ..timeutil import utcnow
+from .context import RunStats, SourceRun
+from .inventory import collect_delta, collect_snapshot
+from .sink import Sink
+from .window import collect_window
+
+__all__ = ["Engine", "Job", "JobResult", "COLLECTORS"]
+
+log = logging.getLogger("td_graph_plugin.engine")
+
+COLLECTORS: dict[str, Callable[[SourceRun], None]] = {
+    "window": collect_window,
+    "delta": collect_delta,
+    "snapshot": collect_snapshot,
+}
+RECHECK_MIN = 3600.0  # an unlicensed/forbidden source is asked again after 1 h, then 2 h ...
+RECHECK_MAX = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Job:
+    tenant: TenantConfig
+    spec: SourceSpec
+    settings: SourceSettings
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant.name, self.spec.name)
+
+    def interval(self) -> float:
+        return self.spec.duration("interval", self.settings.interval).total_seconds()
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # ok | unlicensed | forbidden | failing | skipped
+    stats: RunStats = field(default_factory=RunStats)
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failing"
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        catalogue: Catalogue,
+        *,
+        state: StateStore,
+        sink: Sink,
+        metrics: Metrics | None = None,
+        pm: pluggy.PluginManager | None = None,
+        client_factory: Callable[[TenantConfig], Any] | None = None,
+        now: Callable[[], datetime] = utcnow,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.catalogue = catalogue
+        self.state = state
+        self.sink = sink
+        self.metrics = metrics or Metrics()
+        self.pm = pm
+        self.now = now
+        self.stop = stop or threading.Event()
+        self._client_factory = client_factory or self._default_client
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._failures: dict[tuple[str, str], int] = {}
+        self._fatal: BaseException | None = None
+        self.record_filter = self._build_filter()
+
+    # --- plan ----------------------------------------------------------------------------
+    def jobs(self, *, tenants: Iterable[str] | None = None, sources: Iterable[str] | None = None) -> list[Job]:
+        """Every enabled tenant x source, narrowed by ``--tenants`` / ``--sources``."""
+        wanted_tenants = set(tenants) if tenants else None
+        selected = self.catalogue.select(self.config.sources.include, self.config.sources.exclude)
+        if sources:
+            narrow = list(sources)
+            selected = [s for s in selected if any(s.name == n or s.name.startswith(n + ".") for n in narrow)]
+        out = []
+        for tenant in self.config.tenants:
+            if wanted_tenants is not None and tenant.name not in wanted_tenants:
+                continue
+            for spec in selected:
+                if tenant.cloud not in spec.clouds:
+                    log.info("%s/%s: not offered in the %s cloud; skipped", tenant.name, spec.name, tenant.cloud)
+                    continue
+                settings = self.config.sources.settings.get(spec.name, SourceSettings())
+                out.append(Job(tenant, spec, settings))
+        return out
+
+    # --- clients ---------------------------------------------------------------------------
+    def _default_client(self, tenant: TenantConfig) -> Any:
+        from ..graph.client import GraphClient
+
+        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop)
+
+    def client(self, tenant: TenantConfig) -> Any:
+        with self._clients_lock:
+            if tenant.name not in self._clients:
+                self._clients[tenant.name] = self._client_factory(tenant)
+            return self._clients[tenant.name]
+
+    def close(self) -> None:
+        with self._clients_lock:
+            for c in self._clients.values():
+                closer = getattr(c, "close", None)
+                if closer:
+                    closer()
+            self._clients.clear()
+
+    def _build_filter(self) -> Callable[[str, str, dict[str, Any]], bool] | None:
+        if self.pm is None or not self.pm.hook.td_graph_filter_record.get_hookimpls():
+            return None
+        hook = self.pm.hook.td_graph_filter_record
+
+        def keep(tenant: str, source: str, record: dict[str, Any]) -> bool:
+            return all(r is not False for r in hook(tenant=tenant, source=source, record=record))
+
+        return keep
+
+    # --- one job ---------------------------------------------------------------------------
+    def run_job(self, job: Job) -> JobResult:
+        tenant, spec = job.tenant.name, job.spec.name
+        started = time.monotonic()
+        run = SourceRun(
+            tenant=job.tenant,
+            spec=job.spec,
+            settings=job.settings,
+            client=None,
+            state=self.state,
+            sink=self.sink,
+            metrics=self.metrics,
+            stop=self.stop,
+            record_filter=self.record_filter,
+            now=self.now,
+        )
+        try:
+            run.client = self.client(job.tenant)
+            COLLECTORS[job.spec.mode](run)
+        except (StateError, OutputError) as exc:
+            self._fatal = exc
+            self.stop.set()
+            return self._finish(job, "failing", run.stats, exc, started)
+        except GraphLicenceError as exc:
+            return self._finish(job, "unlicensed", run.stats, exc, started)
+        except (GraphPermissionError, GraphConditionalAccess, GraphForbidden) as exc:
+            return self._finish(job, "forbidden", run.stats, exc, started)
+        except TdGraphError as exc:
+            return self._finish(job, "failing", run.stats, exc, started)
+        except Exception as exc:  # a bug must not take the other sources down
+            log.exception("%s/%s: unexpected error", tenant, spec)
+            self.metrics.error(tenant, spec, "internal")
+            return self._finish(job, "failing", run.stats, exc, started)
+        return self._finish(job, "ok", run.stats, None, started)
+
+    def _finish(self, job: Job, status: str, stats: RunStats, error: BaseException | None, started: float) -> JobResult:
+        tenant, spec = job.tenant.name, job.spec.name
+        seconds = time.monotonic() - started
+        self.metrics.set_state(tenant, spec, status if status != "skipped" else "disabled")
+        stopped = self.stop.is_set() and self._fatal is None and status == "ok"
+        if status == "ok":
+            self._failures.pop(job.key, None)
+            self.metrics.success(tenant, spec)
+            window = f" (window {stats.window[0]} .. {stats.window[1]})" if stats.window[0] else ""
+            log.info(
+                "%s/%s: %d records in %d pages%s%s%s",
+                tenant,
+                spec,
+                stats.records,
+                stats.pages,
+                f", {stats.dropped} dropped by filters" if stats.dropped else "",
+                window,
+                " (stopped early; resumes from the checkpoint)" if stopped else "",
+            )
+        else:
+            self._failures[job.key] = self._failures.get(job.key, 0) + 1
+            if status in ("unlicensed", "forbidden"):
+                self.state.set_source_status(tenant, spec, status, str(error), time.time() + self._recheck_delay(job))
+                log.warning("%s/%s: %s: %s; re-checked later, other sources go on", tenant, spec, status, error)
+            else:
+                log.error("%s/%s: failed: %s", tenant, spec, error)
+        return JobResult(job, status, stats, error, seconds)
+
+    def _recheck_delay(self, job: Job) -> float:
+        n = self._failures.get(job.key, 1)
+        return min(RECHECK_MAX, RECHECK_MIN * 2 ** (n - 1))
+
+    def next_delay(self, result: JobResult) -> float:
+        """Seconds until the job runs again, from its outcome."""
+        interval = result.job.interval()
+        if result.status == "ok":
+            return interval
+        if result.status in ("unlicensed", "forbidden"):
+            return self._recheck_delay(result.job)
+        if isinstance(result.error, GraphThrottled) and result.error.retry_after:
+            return max(result.error.retry_after, 1.0)
+        n = self._failures.get(result.job.key, 1)
+        return min(interval, 3600.0, 30.0 * 2 ** (n - 1))
+
+    @property
+    def fatal(self) -> BaseException | None:
+        return self._fatal
+
+    # --- loops -----------------------------------------------------------------------------
+    def run_once(self, jobs: list[Job]) -> list[JobResult]:
+        """One pass over ``jobs`` with up to ``workers`` running at once."""
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.config.workers, len(jobs)), thread_name_prefix="td-graph") as pool:
+            futures = [pool.submit(self.run_job, job) for job in _interleave_tenants(jobs)]
+            return [f.result() for f in futures]
+
+    def run_forever(self, jobs: list[Job]) -> None:
+        """Run every job on its interval until ``stop`` is set; state is saved per page."""
+        due: list[tuple[float, int, Job]] = [(time.monotonic(), i, j) for i, j in enumerate(_interleave_tenants(jobs))]
+        heapq.heapify(due)
+        running: dict[tuple[str, str], Future[JobResult]] = {}
+        lock = threading.Lock()
+        seq = len(due)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.config.workers, len(jobs))), thread_name_prefix="td-graph") as pool:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                ready: list[Job] = []
+                with lock:
+                    while due and due[0][0] <= now:
+                        _, _, job = heapq.heappop(due)
+                        if job.key not in running:
+                            ready.append(job)
+                for job in ready:
+                    if self.stop.is_set():
+                        break
+                    fut = pool.submit(self.run_job, job)
+                    with lock:
+                        running[job.key] = fut
+
+                    def done(f: Future[JobResult], job: Job = job) -> None:
+                        nonlocal seq
+                        with lock:
+                            running.pop(job.key, None)
+                            try:
+                                delay = self.next_delay(f.result())
+                            except Exception:
+                                delay = job.interval()
+                            seq += 1
+                            heapq.heappush(due, (time.monotonic() + delay, seq, job))
+
+                    fut.add_done_callback(done)
+                with lock:
+                    wait = (due[0][0] - time.monotonic()) if due else 1.0
+                self.stop.wait(timeout=min(max(wait, 0.05), 1.0))
+            # Stop requested: let in-flight pages finish and commit; collectors check stop per page.
+        self.close()
+
+
+def _interleave_tenants(jobs: list[Job]) -> list[Job]:
+    """Round-robin across tenants so one big tenant does not hold every worker first."""
+    by_tenant: dict[str, list[Job]] = {}
+    for j in jobs:
+        by_tenant.setdefault(j.tenant.name, []).append(j)
+    out: list[Job] = []
+    queues = list(by_tenant.values())
+    while queues:
+        for q in list(queues):
+            out.append(q.pop(0))
+            if not q:
+                queues.remove(q)
+    return out

@@ -1,0 +1,44 @@
+"""Delivery: output first, checkpoint second — never the other way round.
+
+``SyncSink`` serves outputs that accept records synchronously (stdout, file): it writes the
+page and commits its checkpoint (with the file offset) under one lock, so pages of concurrent
+tenants never interleave between a write and its commit.  Hosts with asynchronous
+acknowledgements (syslog-ng) provide their own sink that commits from the ack callback.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Protocol, Sequence
+
+from ..outputs.base import Output
+from ..state import Commit, StateStore
+
+__all__ = ["Sink", "SyncSink"]
+
+
+class Sink(Protocol):
+    def deliver(self, lines: Sequence[bytes], commit: Commit, committed: Callable[[], None]) -> None:
+        """Hand ``lines`` downstream; commit ``commit`` only once they are accepted."""
+
+
+class SyncSink:
+    def __init__(self, output: Output, state: StateStore) -> None:
+        self.output = output
+        self.state = state
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        self.output.open(self.state.output_position(self.output.name))
+        position = getattr(self.output, "position", None)
+        if position is not None:
+            self.state.set_output_position(self.output.name, position)
+
+    def deliver(self, lines: Sequence[bytes], commit: Commit, committed: Callable[[], None]) -> None:
+        with self._lock:
+            position = self.output.write(lines)
+            self.state.commit(commit, output=(self.output.name, position) if position is not None else None)
+        committed()
+
+    def close(self) -> None:
+        self.output.close()

@@ -1,0 +1,26 @@
+"""Configuration: the YAML contract, validated before any network call."""
+
+from .loader import CLOUD_NAMES, OUTPUT_TYPES, load_config, parse_config
+from .model import (
+    CertificateConfig,
+    Config,
+    HttpConfig,
+    Secret,
+    SourceSettings,
+    SourcesConfig,
+    TenantConfig,
+)
+
+__all__ = [
+    "CLOUD_NAMES",
+    "OUTPUT_TYPES",
+    "load_config",
+    "parse_config",
+    "CertificateConfig",
+    "Config",
+    "HttpConfig",
+    "Secret",
+    "SourceSettings",
+    "SourcesConfig",
+    "TenantConfig",
+]

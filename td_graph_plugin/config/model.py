@@ -1,0 +1,120 @@
+"""The validated configuration as plain, typed objects. Built only by ``config.loader``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+__all__ = [
+    "Secret",
+    "CertificateConfig",
+    "TenantConfig",
+    "SourceSettings",
+    "SourcesConfig",
+    "HttpConfig",
+    "Config",
+]
+
+
+class Secret:
+    """A value that must never be printed: repr/str/format all give ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = lambda self: "***"  # noqa: E731
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self):  # never pickled in clear by accident
+        raise TypeError("Secret values cannot be pickled")
+
+
+@dataclass(frozen=True)
+class CertificateConfig:
+    path: str
+    thumbprint: str
+    passphrase: Secret | None = None
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    name: str
+    tenant_id: str
+    client_id: str
+    client_secret: Secret | None = None
+    certificate: CertificateConfig | None = None
+    cloud: str = "global"
+    login_endpoint: str | None = None
+    graph_endpoint: str | None = None
+    ca_bundle: str | None = None
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Per-source overrides from ``sources.settings``; None means the spec's default."""
+
+    interval: timedelta | None = None
+    lookback: timedelta | None = None
+    overlap: timedelta | None = None
+    delay: timedelta | None = None
+    window_chunk: timedelta | None = None
+    full_resync: timedelta | None = None
+    page_size: int | None = None
+    emit_unchanged: bool | None = None
+    fetch_alerts: bool | None = None
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    include: tuple[str, ...] = ("all",)
+    exclude: tuple[str, ...] = ()
+    settings: dict[str, SourceSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_retries: int = 6
+    max_retry_wait: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    tenants: tuple[TenantConfig, ...]
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    state_path: str = "./td-graph-state.db"
+    output_type: str = "stdout"
+    output_path: str | None = None
+    metrics_listen: str | None = None
+    protected_users: tuple[str, ...] = ()
+    hooks_dir: str | None = None
+    http: HttpConfig = field(default_factory=HttpConfig)
+    workers: int = 8
+    log_level: str = "info"
+    source_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tenant(self, name: str) -> TenantConfig:
+        for t in self.tenants:
+            if t.name == name:
+                return t
+        raise KeyError(name)

@@ -1,0 +1,175 @@
+"""The plugin manager factory and the source catalogue it produces.
+
+Order (tox's model): block list -> entry-point group ``td_graph_plugin`` -> the operator's
+``hooks_dir`` -> td-graph's own built-in modules (registered through the very same hooks) ->
+``check_pending()``.  A factory, not an import-time global, so each test gets a fresh manager.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .spec import SourceSpec
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BUILTIN_PLUGINS",
+    "DISABLE_ENV",
+    "create_plugin_manager",
+    "Catalogue",
+    "load_catalogue",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "td_graph_plugin"
+DISABLE_ENV = "TD_GRAPH_DISABLED_PLUGINS"
+BUILTIN_PLUGINS = ("td_graph_plugin.sources.catalogue",)
+
+
+def create_plugin_manager(
+    *,
+    hooks_dir: str | None = None,
+    blocked: Iterable[str] = (),
+    load_entrypoints: bool = True,
+    extra_plugins: Iterable[object] = (),
+) -> pluggy.PluginManager:
+    """Build a manager with every plugin loaded and validated.
+
+    :param hooks_dir: folder of local ``*.py`` hook modules (the config's ``hooks_dir``).
+    :param blocked: plugin names not to load (also ``$TD_GRAPH_DISABLED_PLUGINS``, comma list).
+    :param load_entrypoints: load the ``td_graph_plugin`` entry-point group (off in unit tests).
+    :param extra_plugins: objects to register as well (tests, embedding hosts).
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    names = set(blocked) | {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+    for name in sorted(names):
+        pm.set_blocked(name)
+    if load_entrypoints:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"entry-point plugin {exc.plugin!r} is invalid: {exc}") from None
+        except Exception as exc:  # a third-party import error must name the culprit
+            raise PluginError(f"loading entry points of group {ENTRY_POINT_GROUP!r} failed: {exc!r}") from exc
+    if hooks_dir:
+        for name, module in _load_hooks_dir(hooks_dir):
+            if not pm.is_blocked(name):
+                _register(pm, module, name)
+    for dotted in BUILTIN_PLUGINS:
+        if not pm.is_blocked(dotted):
+            _register(pm, importlib.import_module(dotted), dotted)
+    for i, plugin in enumerate(extra_plugins):
+        _register(pm, plugin, getattr(plugin, "__name__", None) or f"extra-{i}-{type(plugin).__name__}")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {pm.get_name(exc.plugin) or exc.plugin!r}: {exc}") from None
+    return pm
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
+    except ValueError as exc:  # already registered under that name
+        raise PluginError(f"plugin {name!r} could not be registered: {exc}") from None
+
+
+def _load_hooks_dir(path: str) -> Iterator[tuple[str, object]]:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise PluginError(f"hooks_dir {path!r} is not a directory")
+    for file in sorted(folder.glob("*.py")):
+        if file.name.startswith("_"):
+            continue
+        mod_name = f"td_graph_hooks.{file.stem}"
+        spec = importlib.util.spec_from_file_location(mod_name, file)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"hooks_dir module {file} cannot be loaded")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(mod_name, None)
+            raise PluginError(f"hooks_dir module {file} failed to import: {exc!r}") from exc
+        yield f"hooks_dir:{file.stem}", module
+
+
+class Catalogue:
+    """The registered sources by name, remembering which plugin registered each."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, SourceSpec] = {}
+        self._owner: dict[str, str] = {}
+
+    def add(self, spec: SourceSpec, owner: str) -> None:
+        if not isinstance(spec, SourceSpec):
+            raise PluginError(
+                f"plugin {owner!r} registered {spec!r}, which is not a td_graph_plugin.SourceSpec"
+            )
+        if spec.name in self._specs:
+            raise PluginError(
+                f"source {spec.name!r} is registered twice: by plugin {self._owner[spec.name]!r} "
+                f"and by plugin {owner!r}; block one with {DISABLE_ENV}"
+            )
+        self._specs[spec.name] = spec
+        self._owner[spec.name] = owner
+
+    def __getitem__(self, name: str) -> SourceSpec:
+        return self._specs[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[SourceSpec]:
+        return iter(sorted(self._specs.values(), key=lambda s: s.name))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def owner(self, name: str) -> str:
+        return self._owner[name]
+
+    def select(self, include: Iterable[str], exclude: Iterable[str] = ()) -> list[SourceSpec]:
+        """Sources named by include (``all``, a name, or an area such as ``security``)."""
+
+        def matches(spec: SourceSpec, items: Iterable[str]) -> bool:
+            return any(i == "all" or i == spec.name or spec.name.startswith(i + ".") for i in items)
+
+        inc, exc = list(include), list(exclude)
+        return [s for s in self if matches(s, inc) and not matches(s, exc)]
+
+
+def load_catalogue(pm: pluggy.PluginManager) -> Catalogue:
+    """Call every ``td_graph_register_sources`` implementation, attributing each registration."""
+    catalogue = Catalogue()
+    for impl in reversed(pm.hook.td_graph_register_sources.get_hookimpls()):
+        owner = impl.plugin_name
+
+        def register(spec: SourceSpec, _owner: str = owner) -> None:
+            catalogue.add(spec, _owner)
+
+        try:
+            impl.function(*[register for _ in impl.argnames])
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {owner!r} failed in td_graph_register_sources: {exc!r}") from exc
+    return catalogue

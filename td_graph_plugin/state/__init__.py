@@ -1,0 +1,5 @@
+"""Durable state: where each source is, what was emitted, what the output holds."""
+
+from .store import SCHEMA_VERSION, Commit, StateStore
+
+__all__ = ["SCHEMA_VERSION", "Commit", "StateStore"]

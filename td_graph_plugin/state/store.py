@@ -1,0 +1,342 @@
+"""SQLite state: cursors, dedup keys, object hashes and the file output's committed offset.
+
+One transaction per committed page holds everything that page changed (cursor, dedup keys,
+hashes, output offset), so after a kill -9 the state and the output agree.  WAL mode keeps
+readers (doctor, tests) from blocking the collector.  A second td-graph on the same file, a
+corrupt file or a newer schema is a clear ``StateError`` — never a silent reset.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from ..errors import StateError
+
+__all__ = ["StateStore", "Commit", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, cursor TEXT NOT NULL,
+    updated_at REAL NOT NULL, last_success REAL, newest_event REAL,
+    PRIMARY KEY (tenant, source));
+CREATE TABLE IF NOT EXISTS seen (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, event_time REAL NOT NULL,
+    PRIMARY KEY (tenant, source, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_time ON seen (tenant, source, event_time);
+CREATE TABLE IF NOT EXISTS objects (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL,
+    gen INTEGER NOT NULL, PRIMARY KEY (tenant, source, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS source_status (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+    since REAL NOT NULL, next_check REAL, PRIMARY KEY (tenant, source));
+CREATE TABLE IF NOT EXISTS isolations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
+    action TEXT NOT NULL, at REAL NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS isolations_by_user ON isolations (tenant, user_id, id);
+"""
+
+
+@dataclass
+class Commit:
+    """Everything one delivered page changes, written in one transaction."""
+
+    tenant: str
+    source: str
+    cursor: dict[str, Any]
+    seen: Sequence[tuple[str, float]] = ()
+    prune_seen_before: float | None = None
+    upsert_objects: Sequence[tuple[str, str, int]] = ()
+    delete_objects: Sequence[str] = ()
+    delete_objects_gen_below: int | None = None
+    newest_event: float | None = None
+    success: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StateStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._lockfile = None
+        if path != ":memory:":
+            self._acquire_process_lock(path)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._release_process_lock()
+            if "locked" in str(exc):
+                raise StateError(f"state database {path} is locked by another process: {exc}") from None
+            raise StateError(
+                f"state database {path} is corrupt or not a td-graph state file ({exc}); "
+                "move it aside to start afresh (collection restarts from each source's lookback)"
+            ) from None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def _acquire_process_lock(self, path: str) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise StateError(f"state.path {path}: folder {folder} does not exist")
+        lock_path = path + ".lock"
+        try:
+            fh = open(lock_path, "a+")
+        except OSError as exc:
+            raise StateError(f"cannot open state lock {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            fh.close()
+            raise StateError(
+                f"state database {path} is in use by another td-graph process (pid {owner}); "
+                "give each process its own state.path"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lockfile = fh
+
+    def _release_process_lock(self) -> None:
+        if self._lockfile is not None:
+            try:
+                fcntl.flock(self._lockfile, fcntl.LOCK_UN)
+            finally:
+                self._lockfile.close()
+                self._lockfile = None
+
+    def _init_schema(self) -> None:
+        db = self._db
+        check = db.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise sqlite3.DatabaseError("it has tables but no td-graph meta table")
+        if "meta" in tables:
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state database {self.path} has schema version {version}, newer than this "
+                    f"td-graph understands ({SCHEMA_VERSION}); upgrade td-graph"
+                )
+        db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        db.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            finally:
+                self._release_process_lock()
+
+    # --- reads ---------------------------------------------------------------------------
+    def cursor(self, tenant: str, source: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT cursor FROM checkpoints WHERE tenant=? AND source=?", (tenant, source)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def checkpoint_info(self, tenant: str, source: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT cursor, updated_at, last_success, newest_event FROM checkpoints "
+                "WHERE tenant=? AND source=?",
+                (tenant, source),
+            ).fetchone()
+        if not row:
+            return None
+        return {
+            "cursor": json.loads(row[0]),
+            "updated_at": row[1],
+            "last_success": row[2],
+            "newest_event": row[3],
+        }
+
+    def seen_keys(self, tenant: str, source: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` were already emitted (committed) for this source."""
+        keys = list(keys)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(keys), 900):
+                chunk = keys[i : i + 900]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    r[0]
+                    for r in self._db.execute(
+                        f"SELECT key FROM seen WHERE tenant=? AND source=? AND key IN ({marks})",
+                        (tenant, source, *chunk),
+                    )
+                )
+        return found
+
+    def object_hashes(self, tenant: str, source: str, ids: Iterable[str]) -> dict[str, str]:
+        ids = list(ids)
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(ids), 900):
+                chunk = ids[i : i + 900]
+                marks = ",".join("?" * len(chunk))
+                out.update(
+                    self._db.execute(
+                        f"SELECT id, hash FROM objects WHERE tenant=? AND source=? AND id IN ({marks})",
+                        (tenant, source, *chunk),
+                    ).fetchall()
+                )
+        return out
+
+    def stale_objects(self, tenant: str, source: str, gen: int, limit: int = 1000) -> list[str]:
+        """Objects not seen by snapshot generation ``gen`` (gone since the last full read)."""
+        with self._lock:
+            return [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM objects WHERE tenant=? AND source=? AND gen<? ORDER BY id LIMIT ?",
+                    (tenant, source, gen, limit),
+                )
+            ]
+
+    def output_position(self, name: str) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT position FROM outputs WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else None
+
+    # --- writes --------------------------------------------------------------------------
+    def commit(self, c: Commit, *, output: tuple[str, int] | None = None) -> None:
+        """Write one page's state (and the output offset) atomically."""
+        now = time.time()
+        cursor_json = json.dumps(c.cursor, separators=(",", ":"), sort_keys=True)
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO checkpoints(tenant, source, cursor, updated_at, last_success, newest_event) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT(tenant, source) DO UPDATE SET "
+                    "cursor=excluded.cursor, updated_at=excluded.updated_at, "
+                    "last_success=COALESCE(excluded.last_success, checkpoints.last_success), "
+                    "newest_event=MAX(COALESCE(checkpoints.newest_event, 0), COALESCE(excluded.newest_event, 0))",
+                    (c.tenant, c.source, cursor_json, now, now if c.success else None, c.newest_event),
+                )
+                if c.seen:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO seen(tenant, source, key, event_time) VALUES (?,?,?,?)",
+                        [(c.tenant, c.source, k, t) for k, t in c.seen],
+                    )
+                if c.prune_seen_before is not None:
+                    db.execute(
+                        "DELETE FROM seen WHERE tenant=? AND source=? AND event_time<?",
+                        (c.tenant, c.source, c.prune_seen_before),
+                    )
+                if c.upsert_objects:
+                    db.executemany(
+                        "INSERT INTO objects(tenant, source, id, hash, gen) VALUES (?,?,?,?,?) "
+                        "ON CONFLICT(tenant, source, id) DO UPDATE SET hash=excluded.hash, gen=excluded.gen",
+                        [(c.tenant, c.source, i, h, g) for i, h, g in c.upsert_objects],
+                    )
+                if c.delete_objects:
+                    db.executemany(
+                        "DELETE FROM objects WHERE tenant=? AND source=? AND id=?",
+                        [(c.tenant, c.source, i) for i in c.delete_objects],
+                    )
+                if c.delete_objects_gen_below is not None:
+                    db.execute(
+                        "DELETE FROM objects WHERE tenant=? AND source=? AND gen<?",
+                        (c.tenant, c.source, c.delete_objects_gen_below),
+                    )
+                if output is not None:
+                    db.execute(
+                        "INSERT INTO outputs(name, position) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET position=excluded.position",
+                        output,
+                    )
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise StateError(f"cannot write state database {self.path}: {exc}") from None
+
+    def set_output_position(self, name: str, position: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO outputs(name, position) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET position=excluded.position",
+                (name, position),
+            )
+
+    def reset_source(self, tenant: str, source: str) -> None:
+        """Forget a source's cursor, keys and hashes (explicit operator action only)."""
+        with self._lock:
+            for table in ("checkpoints", "seen", "objects", "source_status"):
+                self._db.execute(f"DELETE FROM {table} WHERE tenant=? AND source=?", (tenant, source))
+
+    # --- source status (licence / permission state) -------------------------------------
+    def source_status(self, tenant: str, source: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state, reason, since, next_check FROM source_status WHERE tenant=? AND source=?",
+                (tenant, source),
+            ).fetchone()
+        if not row:
+            return None
+        return {"state": row[0], "reason": row[1], "since": row[2], "next_check": row[3]}
+
+    def set_source_status(
+        self, tenant: str, source: str, state: str, reason: str | None, next_check: float | None
+    ) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO source_status(tenant, source, state, reason, since, next_check) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(tenant, source) DO UPDATE SET "
+                "since=CASE WHEN source_status.state=excluded.state THEN source_status.since ELSE excluded.since END, "
+                "state=excluded.state, reason=excluded.reason, next_check=excluded.next_check",
+                (tenant, source, state, reason, now, next_check),
+            )
+
+    # --- isolation audit -----------------------------------------------------------------
+    def add_isolation(self, tenant: str, user_id: str, action: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO isolations(tenant, user_id, action, at, record) VALUES (?,?,?,?,?)",
+                (tenant, user_id, action, time.time(), json.dumps(record, sort_keys=True)),
+            )
+
+    def isolations(self, tenant: str, user_id: str) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT action, at, record FROM isolations WHERE tenant=? AND user_id=? ORDER BY id",
+                (tenant, user_id),
+            ).fetchall()
+        for action, at, record in rows:
+            yield {"action": action, "at": at, **json.loads(record)}
+
+    def count(self, table: str, tenant: str, source: str) -> int:
+        """Row count for tests and doctor (table is one of seen, objects)."""
+        if table not in ("seen", "objects"):
+            raise ValueError(table)
+        with self._lock:
+            return self._db.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE tenant=? AND source=?", (tenant, source)
+            ).fetchone()[0]

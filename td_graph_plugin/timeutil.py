@@ -1,0 +1,69 @@
+"""Graph timestamps in and out: parse every form Graph emits, write the one form filters accept."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["parse_time", "format_time", "filter_literal", "utcnow", "to_epoch"]
+
+UTC = timezone.utc
+# 2026-11-26T10:00:00Z, ...00.1234567Z, ...00+00:00, ...00-08:00, and the doc's malformed "...Z)".
+_TS = re.compile(
+    r"^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"\s*(Z|z|[+-]\d{2}:?\d{2})?\)?\s*$"
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(value: object) -> datetime | None:
+    """A timezone-aware UTC datetime, or None when the value is missing or malformed.
+
+    Graph sends up to seven fractional digits (more than ``fromisoformat`` takes on 3.10),
+    offsets such as ``-08:00`` (Intune examples) and, in one documented example, a stray ``)``.
+    """
+    if not isinstance(value, str):
+        return None
+    m = _TS.match(value)
+    if not m:
+        return None
+    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    second = int(m.group(6) or 0)
+    frac = m.group(7) or ""
+    micro = int((frac + "000000")[:6]) if frac else 0
+    tz = m.group(8)
+    try:
+        dt = datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=UTC)
+    except ValueError:
+        return None
+    if tz and tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        dt = dt - sign * offset
+    return dt
+
+
+def format_time(dt: datetime | None) -> str | None:
+    """``2026-11-26T10:00:00Z`` or ``2026-11-26T10:00:00.123456Z`` (UTC)."""
+    if dt is None:
+        return None
+    dt = dt.astimezone(UTC)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def filter_literal(dt: datetime, *, ceil: bool = False) -> str:
+    """A whole-second UTC literal for ``$filter`` (unquoted, as Graph's DateTimeOffset wants)."""
+    dt = dt.astimezone(UTC)
+    if ceil and dt.microsecond:
+        dt = dt + timedelta(seconds=1)
+    return dt.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_epoch(dt: datetime | None) -> float | None:
+    return dt.timestamp() if dt is not None else None
