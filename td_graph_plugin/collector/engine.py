@@ -107,6 +107,8 @@ class Engine:
         self._clients_lock = threading.Lock()
         self._failures: dict[tuple[str, str], int] = {}
         self._fatal: BaseException | None = None
+        self._active: dict[tuple[str, str], SourceRun] = {}
+        self._active_lock = threading.Lock()
         self.record_filter = self._build_filter()
 
     # --- plan ----------------------------------------------------------------------------
@@ -175,6 +177,8 @@ class Engine:
             record_filter=self.record_filter,
             now=self.now,
         )
+        with self._active_lock:
+            self._active[job.key] = run
         try:
             run.client = self.client(job.tenant)
             COLLECTORS[job.spec.mode](run)
@@ -194,8 +198,15 @@ class Engine:
             return self._finish(job, "failing", run.stats, exc, started)
         return self._finish(job, "ok", run.stats, None, started)
 
+    def active_runs(self) -> list[SourceRun]:
+        """Runs in progress (for the progress display): their ``stats`` move page by page."""
+        with self._active_lock:
+            return list(self._active.values())
+
     def _finish(self, job: Job, status: str, stats: RunStats, error: BaseException | None, started: float) -> JobResult:
         tenant, spec = job.tenant.name, job.spec.name
+        with self._active_lock:
+            self._active.pop(job.key, None)
         seconds = time.monotonic() - started
         self.metrics.set_state(tenant, spec, status if status != "skipped" else "disabled")
         stopped = self.stop.is_set() and self._fatal is None and status == "ok"

@@ -97,7 +97,7 @@ def parse_config(
     sources = _sources(top.get("sources"), p, source_names)
     state = _Mapping(top.get("state") or {}, "state", p, optional=("path",))
     output = _Mapping(top.get("output") or {}, "output", p, optional=("type", "path"))
-    metrics = _Mapping(top.get("metrics") or {}, "metrics", p, optional=("listen",))
+    metrics = _Mapping(top.get("metrics") or {}, "metrics", p, optional=("listen", "unhealthy_after"))
     isolation = _Mapping(top.get("isolation") or {}, "isolation", p, optional=("protected_users",))
     http = _Mapping(top.get("http") or {}, "http", p, optional=(
         "connect_timeout", "read_timeout", "max_retries", "max_retry_wait",
@@ -112,6 +112,7 @@ def parse_config(
     listen = metrics.str("listen")
     if listen is not None and not re.match(r"^[^\s:]*:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$", listen):
         p.add("metrics.listen", f"expected HOST:PORT such as 127.0.0.1:9464, got {listen!r}")
+    unhealthy_after = metrics.seconds("unhealthy_after", 900.0)
     protected = isolation.str_list("protected_users", default=())
     hooks_dir = top.str("hooks_dir")
 
@@ -132,6 +133,7 @@ def parse_config(
         output_type=output_type,
         output_path=output_path,
         metrics_listen=listen,
+        unhealthy_after=unhealthy_after,
         protected_users=tuple(protected),
         hooks_dir=hooks_dir,
         http=http_cfg,

@@ -105,6 +105,7 @@ class Config:
     output_type: str = "stdout"
     output_path: str | None = None
     metrics_listen: str | None = None
+    unhealthy_after: float = 900.0
     protected_users: tuple[str, ...] = ()
     hooks_dir: str | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
