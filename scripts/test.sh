@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(syslog-ng-core syslog-ng-mod-python rsyslog prometheus)
+# rsyslog and syslog-ng-core conflict in Debian (both provide system-log-daemon), so they cannot
+# be installed side by side: syslog-ng and Prometheus are installed, rsyslog's libraries too,
+# and the rsyslog package itself is unpacked into .cache/rsyslog for the tests to start.
+debs=(syslog-ng-core syslog-ng-mod-python prometheus libestr0 libfastjson4 liblognorm5)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+as_root=()
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo); else
     echo "scripts/test.sh: needs root (or sudo) to install: ${missing[*]}" >&2; exit 1
@@ -17,6 +21,11 @@ if ((${#missing[@]})); then
   echo "scripts/test.sh: installing Debian packages: ${missing[*]}" >&2
   "${as_root[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -x .cache/rsyslog/usr/sbin/rsyslogd ]; then
+  rm -rf .cache/rsyslog && mkdir -p .cache/rsyslog
+  (cd .cache && { apt-get download rsyslog >/dev/null 2>&1 || { apt-get update -qq && apt-get download rsyslog; }; })
+  dpkg -x .cache/rsyslog_*.deb .cache/rsyslog && rm -f .cache/rsyslog_*.deb
 fi
 # The packaged daemons must not run as services here: the tests start their own instances.
 for svc in syslog-ng rsyslog prometheus; do
