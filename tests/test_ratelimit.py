@@ -1,0 +1,185 @@
+"""RateLimiter pacing with a fake clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from td_graph_plugin.graph.ratelimit import DEFAULT_BUDGETS, Budget, RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 500.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def test_budgets_follow_graph_facts():
+    b = DEFAULT_BUDGETS
+    assert (b["security"].limit, b["security"].window) == (150, 60)
+    assert (b["secure_score"].limit, b["secure_score"].window, b["secure_score"].concurrency) == (10000, 600, 4)
+    assert (b["identity_protection"].limit, b["identity_protection"].window) == (1, 1)
+    assert (b["identity_reports"].limit, b["identity_reports"].window) == (5, 10)
+    assert (b["intune"].limit, b["intune"].window) == (1000, 20)
+    assert (b["usage_reports"].limit, b["usage_reports"].window, b["usage_reports"].per_key) == (14, 600, True)
+    assert b["directory"].limit and b["directory"].window == 10
+
+
+def test_sixth_identity_reports_request_waits(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    for _ in range(5):
+        rl.acquire("identity_reports")
+    assert clock.sleeps == []
+    rl.acquire("identity_reports")
+    assert len(clock.sleeps) == 1
+    # 5 per 10 s with a 90 % margin: the window is stretched to 10/0.9 s.
+    assert clock.sleeps[0] == pytest.approx(10 / 0.9)
+    # Other classes are not affected.
+    rl.acquire("security")
+    assert len(clock.sleeps) == 1
+
+
+def test_sliding_window_frees_slots_over_time(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    for _ in range(5):
+        rl.acquire("identity_reports")
+        clock.t += 1.0
+    assert rl.delay("identity_reports") == pytest.approx(10 / 0.9 - 5)
+    clock.t += 10
+    assert rl.delay("identity_reports") == 0
+    for _ in range(3):
+        rl.acquire("identity_reports")
+    assert clock.sleeps == []
+
+
+def test_identity_protection_one_per_second(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    start = clock.t
+    for _ in range(4):
+        rl.acquire("identity_protection")
+    assert clock.t - start == pytest.approx(3 / 0.9)
+
+
+def test_penalize_holds_the_class(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    rl.acquire("security")
+    rl.penalize("security", 7.5)
+    assert rl.delay("security") == pytest.approx(7.5)
+    assert rl.delay("intune") == 0
+    rl.acquire("security")
+    assert clock.sleeps == [pytest.approx(7.5)]
+    # A shorter later penalty does not shorten a longer one.
+    rl.penalize("security", 10)
+    rl.penalize("security", 1)
+    assert rl.delay("security") == pytest.approx(10)
+
+
+def test_usage_reports_keyed_per_report(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    for _ in range(14):
+        rl.acquire("usage_reports", "reports.office365_active_users")
+    assert clock.sleeps == []
+    rl.acquire("usage_reports", "reports.other")  # another report has its own budget
+    assert clock.sleeps == []
+    assert rl.delay("usage_reports", "reports.office365_active_users") > 600
+    rl.penalize("usage_reports", 30, "reports.other")
+    assert rl.delay("usage_reports", "reports.other") == pytest.approx(30)
+    assert rl.delay("usage_reports", "reports.third") == 0
+
+
+def test_key_ignored_for_tenant_wide_classes(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    for i in range(5):
+        rl.acquire("identity_reports", f"source-{i}")
+    assert rl.delay("identity_reports", "another") > 0
+
+
+def test_secure_score_concurrency_cap():
+    rl = RateLimiter()
+    for _ in range(4):
+        rl.acquire("secure_score")
+    got = threading.Event()
+
+    def fifth():
+        rl.acquire("secure_score")
+        got.set()
+
+    t = threading.Thread(target=fifth, daemon=True)
+    t.start()
+    assert not got.wait(0.3)  # the 5th waits for a slot
+    rl.release("secure_score")
+    assert got.wait(2)
+    t.join(2)
+    # Release never goes negative.
+    for _ in range(10):
+        rl.release("secure_score")
+    for _ in range(4):
+        rl.acquire("secure_score")
+    assert rl.delay("secure_score") == float("inf")
+
+
+def test_acquire_returns_early_on_stop():
+    rl = RateLimiter()
+    rl.penalize("security", 60)
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    t0 = time.monotonic()
+    assert rl.acquire("security", stop=stop) is False
+    assert time.monotonic() - t0 < 2
+    assert RateLimiter().acquire("security", stop=threading.Event()) is True
+
+
+def test_release_without_cap_is_noop(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    rl.release("security")  # no concurrency cap: harmless
+    assert rl.delay("security") == 0
+
+
+def test_custom_budgets_and_unknown_class(clock):
+    rl = RateLimiter({"security": Budget(2, 10.0), "mine": (1, 5.0)}, clock=clock.now, sleep=clock.sleep, margin=1.0)
+    rl.acquire("security")
+    rl.acquire("security")
+    rl.acquire("security")
+    assert clock.sleeps == [pytest.approx(10.0)]
+    rl.acquire("mine")
+    rl.acquire("mine")
+    assert clock.sleeps[-1] == pytest.approx(5.0)
+    rl.acquire("no-such-class")  # falls back to the default budget
+    assert rl.budget("no-such-class") == DEFAULT_BUDGETS["default"]
+
+
+def test_thread_safety_never_exceeds_budget():
+    # Real threads, a real (tiny) window: at most `limit` grants per window.
+    rl = RateLimiter({"t": Budget(3, 0.2)}, margin=1.0)
+    grants: list[float] = []
+    lock = threading.Lock()
+
+    def worker():
+        for _ in range(3):
+            rl.acquire("t")
+            with lock:
+                grants.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    grants.sort()
+    assert len(grants) == 9
+    for i in range(len(grants) - 3):
+        assert grants[i + 3] - grants[i] >= 0.19
