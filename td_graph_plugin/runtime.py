@@ -16,6 +16,7 @@ from .config import Config, load_config
 from .errors import ConfigError
 from .logsetup import register_secrets
 from .metrics import Metrics
+from .plan import TenantPlanner
 from .plugins import Catalogue, create_plugin_manager, load_catalogue
 from .state import StateStore
 
@@ -91,7 +92,9 @@ def build_runtime(
         sink = make_sink(state)
         metrics = metrics or Metrics()
         stop = stop or threading.Event()
-        engine = Engine(config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop)
+        engine = Engine(
+            config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop, planner=TenantPlanner()
+        )
     except BaseException:
         state.close()
         raise

@@ -30,7 +30,9 @@ from ..errors import (
     StateError,
     TdGraphError,
 )
+from ..graph.client import GraphStopped
 from ..metrics import Metrics
+from ..plan import TenantPlanner, verdict_for
 from ..plugins import Catalogue
 from ..spec import SourceSpec
 from ..state import StateStore
@@ -70,7 +72,7 @@ class Job:
 @dataclass
 class JobResult:
     job: Job
-    status: str  # ok | unlicensed | forbidden | failing | skipped
+    status: str  # ok | unlicensed | forbidden | failing | skipped | stopped
     stats: RunStats = field(default_factory=RunStats)
     error: BaseException | None = None
     seconds: float = 0.0
@@ -93,8 +95,11 @@ class Engine:
         client_factory: Callable[[TenantConfig], Any] | None = None,
         now: Callable[[], datetime] = utcnow,
         stop: threading.Event | None = None,
+        planner: TenantPlanner | None = None,
     ) -> None:
         self.config = config
+        self.planner = planner
+        self.recheck_min = RECHECK_MIN
         self.catalogue = catalogue
         self.state = state
         self.sink = sink
@@ -181,12 +186,19 @@ class Engine:
             self._active[job.key] = run
         try:
             run.client = self.client(job.tenant)
+            skip = self._skip_verdict(job, run.client)
+            if skip is not None:
+                return self._finish(job, skip[0], run.stats, SourceSkipped(skip[1]), started)
             COLLECTORS[job.spec.mode](run)
         except (StateError, OutputError) as exc:
             self._fatal = exc
             self.stop.set()
             return self._finish(job, "failing", run.stats, exc, started)
+        except GraphStopped:
+            return self._finish(job, "stopped", run.stats, None, started)
         except GraphLicenceError as exc:
+            if self.planner is not None:
+                self.planner.invalidate(tenant)  # re-read the licences on demand
             return self._finish(job, "unlicensed", run.stats, exc, started)
         except (GraphPermissionError, GraphConditionalAccess, GraphForbidden) as exc:
             return self._finish(job, "forbidden", run.stats, exc, started)
@@ -198,6 +210,31 @@ class Engine:
             return self._finish(job, "failing", run.stats, exc, started)
         return self._finish(job, "ok", run.stats, None, started)
 
+    def _skip_verdict(self, job: Job, client: Any) -> tuple[str, str] | None:
+        """(status, reason) when the job must not send requests now, else None.
+
+        A source the plan says is unlicensed/forbidden sends nothing until its re-check time,
+        then one probing attempt; a source that failed that way at run time waits likewise
+        unless a newer discovery says the licence or consent has appeared.
+        """
+        if self.planner is None:
+            return None
+        tenant, spec = job.tenant.name, job.spec.name
+        d = self.planner.discovery(tenant, client)
+        verdict = verdict_for(job.spec, job.tenant.cloud, d)
+        row = self.state.source_status(tenant, spec)
+        held = row is not None and row["state"] in ("unlicensed", "forbidden")
+        waiting = held and (row["next_check"] or 0) > time.time()
+        if verdict.status == "unavailable":
+            return ("skipped", verdict.reason)
+        if not verdict.runs:
+            if waiting or not held:
+                return (verdict.status, verdict.reason)
+            return None  # re-check time: one probing attempt
+        if waiting and d.at < row["since"]:
+            return (row["state"], row["reason"] or "")
+        return None
+
     def active_runs(self) -> list[SourceRun]:
         """Runs in progress (for the progress display): their ``stats`` move page by page."""
         with self._active_lock:
@@ -208,10 +245,17 @@ class Engine:
         with self._active_lock:
             self._active.pop(job.key, None)
         seconds = time.monotonic() - started
+        if status == "stopped":
+            log.info("%s/%s: stopped after %d records; resumes from the checkpoint", tenant, spec, stats.records)
+            return JobResult(job, status, stats, None, seconds)
         self.metrics.set_state(tenant, spec, status if status != "skipped" else "disabled")
         stopped = self.stop.is_set() and self._fatal is None and status == "ok"
         if status == "ok":
-            self._failures.pop(job.key, None)
+            if self._failures.pop(job.key, None) is not None or self.planner is not None:
+                row = self.state.source_status(tenant, spec)
+                if row is not None and row["state"] != "ok":
+                    self.state.set_source_status(tenant, spec, "ok", None, None)
+                    log.info("%s/%s: collecting again (was %s)", tenant, spec, row["state"])
             self.metrics.success(tenant, spec)
             window = f" (window {stats.window[0]} .. {stats.window[1]})" if stats.window[0] else ""
             log.info(
@@ -227,15 +271,26 @@ class Engine:
         else:
             self._failures[job.key] = self._failures.get(job.key, 0) + 1
             if status in ("unlicensed", "forbidden"):
-                self.state.set_source_status(tenant, spec, status, str(error), time.time() + self._recheck_delay(job))
-                log.warning("%s/%s: %s: %s; re-checked later, other sources go on", tenant, spec, status, error)
+                delay = self._recheck_delay(job)
+                row = self.state.source_status(tenant, spec)
+                if isinstance(error, SourceSkipped) and row is not None and row["state"] == status and (row["next_check"] or 0) > time.time():
+                    log.debug("%s/%s: still %s (%s)", tenant, spec, status, error)
+                else:
+                    self.state.set_source_status(tenant, spec, status, str(error), time.time() + delay)
+                    log.warning(
+                        "%s/%s: skipped, %s: %s; re-checked in %s, other sources go on",
+                        tenant, spec, status, error, _human(delay),
+                    )
+            elif status == "skipped":
+                self._failures.pop(job.key, None)
+                log.info("%s/%s: skipped: %s", tenant, spec, error)
             else:
                 log.error("%s/%s: failed: %s", tenant, spec, error)
         return JobResult(job, status, stats, error, seconds)
 
     def _recheck_delay(self, job: Job) -> float:
         n = self._failures.get(job.key, 1)
-        return min(RECHECK_MAX, RECHECK_MIN * 2 ** (n - 1))
+        return min(RECHECK_MAX, self.recheck_min * 2 ** (n - 1))
 
     def next_delay(self, result: JobResult) -> float:
         """Seconds until the job runs again, from its outcome."""
@@ -244,6 +299,8 @@ class Engine:
             return interval
         if result.status in ("unlicensed", "forbidden"):
             return self._recheck_delay(result.job)
+        if result.status == "skipped":
+            return RECHECK_MAX
         if isinstance(result.error, GraphThrottled) and result.error.retry_after:
             return max(result.error.retry_after, 1.0)
         n = self._failures.get(result.job.key, 1)
@@ -302,6 +359,16 @@ class Engine:
                 self.stop.wait(timeout=min(max(wait, 0.05), 1.0))
             # Stop requested: let in-flight pages finish and commit; collectors check stop per page.
         self.close()
+
+
+class SourceSkipped(TdGraphError):
+    """Not an error: the plan says this source cannot run now (licence, permission, cloud)."""
+
+    kind = "skipped"
+
+
+def _human(seconds: float) -> str:
+    return f"{seconds / 3600:.0f}h" if seconds >= 3600 else f"{seconds / 60:.0f}m" if seconds >= 60 else f"{seconds:.0f}s"
 
 
 def _interleave_tenants(jobs: list[Job]) -> list[Job]:
