@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .. import __version__
 from ..errors import ConfigError, PluginError, TdGraphError
@@ -54,13 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", help="state database (default: a temporary one)")
     demo.set_defaults(func=_cmd_demo)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    from . import doctor_cmd
+
+    for module in (doctor_cmd,):
+        module.register(sub)
     return parser
-
-
-# Later modules (doctor, isolation) add their sub-commands here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
