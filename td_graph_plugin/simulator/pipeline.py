@@ -1,0 +1,137 @@
+"""Request routing for the simulator: login service vs Graph, and Graph's checks in order.
+
+Graph requests pass, in this order (the order a real service applies them, as far as the
+simulator models it): throttle knob -> bearer token -> page delay -> endpoint row ->
+method -> throttling budget -> app permission -> licence -> query validation and handler.
+Each step answers with Graph's own error body, so a client sees the real failure shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote_plus
+
+from . import auth
+from .endpoints import lookup
+from .handlers import DeltaExpired, GraphRequest, handle
+from .odata import ODataError, encode_query, parse_query
+from .responses import RequestIds, Response, aad_error, graph_error, throttled
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import GraphSimulator
+    from .tenant import SimTenant
+
+__all__ = ["route"]
+
+
+def route(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, body: bytes,
+          ids: RequestIds) -> Response:
+    if path.startswith("/v1.0/") or path.startswith("/beta/") or path in ("/v1.0", "/beta"):
+        return _graph(sim, method, path, raw_query, headers, ids)
+    return _login(sim, method, path, headers, body)
+
+
+def _login(sim: "GraphSimulator", method: str, path: str, headers, body: bytes) -> Response:
+    parts = [p for p in path.split("/") if p]
+    if method == "GET" and len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+        return auth.openid_configuration(sim, parts[0])
+    if method == "GET" and len(parts) == 4 and parts[1:] == ["discovery", "v2.0", "keys"]:
+        return Response(200, b'{"keys":[]}', {}, "application/json; charset=utf-8")
+    if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+        if method != "POST":
+            return aad_error(405, "invalid_request", 900561,
+                             f"The endpoint only accepts POST, OPTIONS requests. Received a {method} request.")
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            form = {}
+        return auth.token_endpoint(sim, parts[0], form, _basic_auth(headers.get("Authorization")))
+    return aad_error(404, "invalid_request", 900561, f"The endpoint {path} is not served by this simulator.")
+
+
+def _graph(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds) -> Response:
+    knob = sim._knobs.throttles.take(path)
+    if knob is not None:
+        return throttled(knob[0], knob[1], ids)
+    tenant, client_id, problem = _authenticate(sim, headers, ids)
+    if problem is not None:
+        return problem
+    assert tenant is not None
+    resp = _graph_authenticated(sim, method, path, raw_query, headers, ids, tenant, client_id)
+    resp.tenant_id = tenant.tenant_id
+    return resp
+
+
+def _authenticate(sim: "GraphSimulator", headers, ids: RequestIds):
+    www = {"WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+                               'client_id="00000003-0000-0000-c000-000000000000"'}
+    authz = headers.get("Authorization") or ""
+    scheme, _, token = authz.partition(" ")
+    token = token.strip()
+    if not authz or scheme.lower() != "bearer" or not token:
+        return None, None, graph_error(401, "InvalidAuthenticationToken", "Access token is empty.", ids, www)
+    issued = sim.tokens.resolve(token)
+    tenant = sim._tenants.get(issued.tenant_id.lower()) if issued else None
+    if issued is None or tenant is None or issued.expires_at <= sim.now() or issued.generation != tenant.token_generation:
+        return None, None, graph_error(401, "InvalidAuthenticationToken",
+                                       "Access token has expired or is not yet valid.", ids, www)
+    return tenant, issued.client_id, None
+
+
+def _graph_authenticated(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds,
+                         tenant: "SimTenant", client_id: str) -> Response:
+    if sim.page_delay > 0:
+        sim._stop_event.wait(sim.page_delay)
+    version, _, rest = path.lstrip("/").partition("/")
+    rest = "/" + rest
+    ep = lookup(version, rest)
+    if ep is None:
+        segment = rest.rstrip("/").rsplit("/", 1)[-1] or version
+        return graph_error(400, "BadRequest", f"Resource not found for the segment '{segment}'.", ids)
+    if method != "GET":
+        return graph_error(405, "Request_BadRequest" if ep.throttle == "directory" else "BadRequest",
+                           f"The HTTP method '{method}' is not supported on '{ep.path}' by the simulator.", ids)
+    if sim.enforce_budgets:
+        ok, retry_after = sim._budgets.check(tenant.tenant_id, client_id, ep.throttle, sim.now())
+        if not ok:
+            return throttled(429, retry_after, ids)
+    for requirement in ep.permissions:
+        if not tenant.has_permission(requirement):
+            status, code, message = ep.missing_permission
+            return graph_error(status, code, message, ids)
+    if not tenant.has_capability(ep.capability):
+        status, code, message = ep.unlicensed or (403, "Forbidden", "The tenant is not licensed for this resource.")
+        return graph_error(status, code, message, ids)
+    try:
+        query = parse_query(raw_query)
+        req = GraphRequest(
+            tenant=tenant, version=version, endpoint=ep, query=query,
+            prefer=(headers.get("Prefer") or "").lower(), base_url=sim.base_url, now=sim.now(),
+            codec=sim._codec, snapshots=sim._snapshots, page_size=sim._page_sizes.get(ep.path.lower()),
+            take_empty_page=lambda: sim._knobs.empty_pages.take(path) is not None,
+        )
+        return handle(req)
+    except ODataError as exc:
+        return graph_error(exc.status, exc.code, exc.message, ids, details=exc.code == "")
+    except DeltaExpired as exc:
+        if exc.mode == "410":
+            items = [("$select", exc.select)] if exc.select else []
+            items.append(("$deltatoken", ""))
+            location = f"{sim.base_url}/{version}{ep.path}?{encode_query(items)}"
+            return graph_error(410, "resyncRequired",
+                               "Resync required. Replace any local cached data with the full resync response.",
+                               ids, {"Location": location})
+        return graph_error(400, "syncStateNotFound",
+                           "The sync state generation is not found or has expired. Start a full synchronization.", ids)
+
+
+def _basic_auth(value: str | None) -> tuple[str, str] | None:
+    if not value or not value.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(value[6:].strip()).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return unquote_plus(user), unquote_plus(password)
