@@ -30,6 +30,7 @@ class Clock:
 
 
 def make_run(spec, client, state, output, clock, **settings):
+    settings.setdefault("window_chunk", timedelta(hours=6))
     sink = SyncSink(output, state)
     sink.open()
     return SourceRun(
@@ -163,7 +164,7 @@ def test_failure_mid_window_resumes_without_duplicates(catalogue, state):
 
 
 def test_backfill_is_chunked_and_keys_pruned(catalogue, state):
-    spec = catalogue["audit_logs.sign_ins"]  # window_chunk 6h, lookback 24h
+    spec = catalogue["audit_logs.sign_ins"]  # lookback 24h; make_run sets window_chunk 6h
     items = [sign_in(i, 60 * i + 5) for i in range(20)]
     client = FakeWindowClient(items, page_size=50)
     out = ListOutput()

@@ -91,6 +91,7 @@ def _split(value: str | None) -> list[str] | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..collector import SyncSink
     from ..logsetup import setup_logging
+    from ..observability import ProgressDisplay, start_metrics_server
     from ..outputs import output_from_config
     from ..runtime import build_runtime, load_validated
 
@@ -113,9 +114,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return sink
 
     runtime = build_runtime(config, pm, catalogue, make_sink=make_sink)
+    server = progress = None
     try:
         sinks[0].open()
-        _serve_metrics(runtime)
+        if config.metrics_listen:
+            server = start_metrics_server(config.metrics_listen, runtime.metrics, config.unhealthy_after)
+            log.info("metrics at %s (health at %s)", server.metrics_url, server.healthz_url)
+        progress = ProgressDisplay(runtime.engine).start()
         _install_signals(runtime.stop)
         jobs = runtime.engine.jobs(tenants=tenants, sources=sources)
         if not jobs:
@@ -143,20 +148,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.info("stopped; state saved")
         return 0
     finally:
+        if progress is not None:
+            progress.stop()
+        if server is not None:
+            server.stop()
         for sink in sinks:
             sink.close()
         runtime.close()
-
-
-def _serve_metrics(runtime) -> None:  # type: ignore[no-untyped-def]
-    listen = runtime.config.metrics_listen
-    if not listen:
-        return
-    from prometheus_client import start_http_server
-
-    host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=runtime.metrics.registry)
-    log.info("metrics at http://%s/metrics", listen)
 
 
 def _install_signals(stop: threading.Event) -> None:

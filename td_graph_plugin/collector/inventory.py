@@ -171,4 +171,8 @@ def _sweep(run: SourceRun, gen: int, cursor: dict[str, Any]) -> None:
             for obj_id in stale
         ]
         run.deliver(records, Commit(tenant, spec.name, cursor=cursor, delete_objects=stale))
-    run.sink.deliver([], Commit(tenant, spec.name, cursor=cursor, success=True), lambda: None)
+    # A full read is complete as of now: that is the inventory's checkpoint position.
+    now = run.now()
+    run.sink.deliver(
+        [], Commit(tenant, spec.name, cursor=cursor, success=True), lambda: run.metrics.checkpoint(tenant, spec.name, now)
+    )

@@ -69,7 +69,9 @@ def collect_window(run: SourceRun) -> None:
         lower, upper = done - overlap, min(done + chunk, end)
     # Nothing to read (the window is empty): still a success for last-success and lag metrics.
     cursor = {"done": format_time(done), "active": None}
-    run.sink.deliver([], Commit(tenant, spec.name, cursor=cursor, success=True), lambda: None)
+    run.sink.deliver(
+        [], Commit(tenant, spec.name, cursor=cursor, success=True), lambda: run.metrics.checkpoint(tenant, spec.name, done)
+    )
 
 
 def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetime | None) -> bool:
@@ -127,6 +129,6 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             prune_seen_before=prune,
             success=True,
         ),
-        lambda: None,
+        lambda: run.metrics.checkpoint(tenant, spec.name, new_done),
     )
     return True

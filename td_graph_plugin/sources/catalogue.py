@@ -178,7 +178,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         lookback="24h",
         overlap="15m",
         delay="2m",
-        window_chunk="6h",
+        window_chunk="1d",
         throttle_class="identity_reports",
         description="Interactive sign-ins (v1.0 returns interactive only). createdDateTime "
         "accepts eq/le/ge only - never gt/lt; newest first; $top max = default = 1000.",
@@ -200,7 +200,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
             lookback="24h",
             overlap="15m",
             delay="2m",
-            window_chunk="1h",
+            window_chunk="1d",
             throttle_class="identity_reports",
             description=f"{label} sign-ins: beta only, with the signInEventTypes filter.",
         )
