@@ -196,3 +196,19 @@ def test_bad_items_skipped_rest_of_page_kept(catalogue, state):
     collect_window(run)
     assert sorted(ids(out)) == ["s1", "s2", "t"]
     assert run.stats.skipped_bad == 1
+
+
+def test_keys_at_the_floored_lower_bound_are_not_pruned(catalogue, state):
+    """The filter literal is floored to the second; a key just below the exact overlap start
+    must survive pruning or the next window re-emits it."""
+    spec = catalogue["audit_logs.sign_ins"]
+    clock = Clock(T0.replace(microsecond=700000))
+    # 12:00:00.7 - 2 min delay = 11:58:00.7 -> next lower 11:43:00.7, literal 11:43:00.
+    edge = {"id": "edge", "createdDateTime": "2026-11-26T11:43:00.300000Z"}
+    client = FakeWindowClient([edge])
+    out = ListOutput()
+    collect_window(make_run(spec, client, state, out, clock, lookback=timedelta(hours=1)))
+    clock.now = clock.now + timedelta(seconds=30)
+    collect_window(make_run(spec, client, state, out, clock, lookback=timedelta(hours=1)))
+    assert "11:43:00Z" in client.calls[-1]["params"]["$filter"]
+    assert ids(out) == ["edge"]

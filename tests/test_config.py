@@ -113,3 +113,11 @@ def test_cli_exits_2_and_makes_no_request(tmp_path, td_graph_cmd):
     assert proc.returncode == 2, proc.stderr
     assert "bogus" in proc.stderr and path in proc.stderr
     assert not (tmp_path / "s.db").exists(), "no state may be created before the config is valid"
+
+
+def test_throttling_override(tmp_path):
+    cfg = load_config(write(tmp_path, TENANT + "throttling:\n  identity_reports: {requests: 50, per: 10s}\n"), env={"CONTOSO_SECRET": "x"})
+    o = cfg.throttling["identity_reports"]
+    assert (o.requests, o.per, o.concurrency) == (50, 10.0, None)
+    msg = error_for(tmp_path, TENANT + "throttling:\n  reports: {requests: 5, per: 10s}\n  security: {requests: 0}\n")
+    assert "throttling.reports" in msg and "throttling.security.requests" in msg and "throttling.security.per" in msg

@@ -19,6 +19,8 @@ from ..timeutil import utcnow
 
 __all__ = ["run_demo", "demo_config"]
 
+SIMULATOR_PACE = ("identity_reports", "identity_protection", "security", "directory", "intune", "default")
+
 log = logging.getLogger("td_graph_plugin.demo")
 
 
@@ -39,6 +41,8 @@ def demo_config(sim, tenant, state_path: str, *, output: dict | None = None, sou
         "sources": sources or {"include": ["all"]},
         "state": {"path": state_path},
         "output": output or {"type": "stdout"},
+        # The simulator is not Microsoft: no need to pace to Graph's documented budgets.
+        "throttling": {name: {"requests": 10000, "per": "10s"} for name in SIMULATOR_PACE},
     }
 
 

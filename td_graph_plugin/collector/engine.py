@@ -139,8 +139,13 @@ class Engine:
     # --- clients ---------------------------------------------------------------------------
     def _default_client(self, tenant: TenantConfig) -> Any:
         from ..graph.client import GraphClient
+        from ..graph.ratelimit import Budget, RateLimiter
 
-        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop)
+        budgets = {
+            name: Budget(o.requests, o.per, concurrency=o.concurrency, per_key=(name == "usage_reports"))
+            for name, o in self.config.throttling.items()
+        }
+        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop, limiter=RateLimiter(budgets))
 
     def client(self, tenant: TenantConfig) -> Any:
         with self._clients_lock:

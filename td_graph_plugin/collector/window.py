@@ -119,7 +119,9 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             return False
     # The window is complete: advance, and forget keys that can no longer be re-read.
     new_done = upper if done is None else max(done, upper)
-    prune = (new_done - run.duration("overlap")).timestamp()
+    # The next window starts at new_done - overlap, written to the whole second below (and
+    # 1 s earlier for gt): keep every key that window can return, with a margin.
+    prune = (new_done - run.duration("overlap")).timestamp() - 2.0
     run.sink.deliver(
         [],
         Commit(

@@ -24,6 +24,7 @@ from .model import (
     SourceSettings,
     SourcesConfig,
     TenantConfig,
+    ThrottleOverride,
 )
 
 __all__ = ["load_config", "parse_config", "CLOUD_NAMES", "OUTPUT_TYPES"]
@@ -91,6 +92,7 @@ def parse_config(
     data = _expand(data, "", env, p)
     top = _Mapping(data, "", p, required=("tenants",), optional=(
         "sources", "state", "output", "metrics", "isolation", "hooks_dir", "http", "engine", "logging",
+        "throttling",
     ))
 
     tenants = tuple(_tenants(top.get("tenants"), p))
@@ -123,6 +125,7 @@ def parse_config(
         max_retry_wait=http.seconds("max_retry_wait", 300.0),
     )
     workers = engine.int("workers", 8, minimum=1)
+    throttling = _throttling(top.get("throttling"), p)
     level = logging_.str("level", default="info", choices=("debug", "info", "warning", "error"))
     state_path = state.str("path", default="./td-graph-state.db")
     p.raise_if_any()
@@ -138,6 +141,7 @@ def parse_config(
         hooks_dir=hooks_dir,
         http=http_cfg,
         workers=workers,
+        throttling=throttling,
         log_level=level,
         source_file=file,
     )
@@ -275,6 +279,30 @@ def _sources(value: Any, p: _Problems, names: Iterable[str] | None) -> SourcesCo
                 p.add(f"{key}.interval", "must be at least 1s")
             settings[str(name)] = SourceSettings(**kwargs)
     return SourcesConfig(include=include, exclude=exclude, settings=settings)
+
+
+def _throttling(value: Any, p: _Problems) -> dict[str, ThrottleOverride]:
+    """Override a class's pacing budget (e.g. when Microsoft raises a limit for the tenant)."""
+    from ..spec import THROTTLE_CLASSES
+
+    if value is None:
+        return {}
+    m = _Mapping(value, "throttling", p, optional=THROTTLE_CLASSES)
+    out: dict[str, ThrottleOverride] = {}
+    for name in THROTTLE_CLASSES:
+        if name not in m.data:
+            continue
+        key = f"throttling.{name}"
+        sm = _Mapping(m.data[name], key, p, required=("requests", "per"), optional=("requests", "per", "concurrency"))
+        requests = sm.int("requests", None, minimum=1)
+        per = sm.duration("per")
+        concurrency = sm.int("concurrency", None, minimum=1)
+        if per is not None and per.total_seconds() <= 0:
+            p.add(f"{key}.per", "must be longer than 0s")
+            per = None
+        if requests is not None and per is not None:
+            out[name] = ThrottleOverride(requests, per.total_seconds(), concurrency)
+    return out
 
 
 def _is_area(item: str, known: set[str]) -> bool:

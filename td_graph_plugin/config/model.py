@@ -13,6 +13,7 @@ __all__ = [
     "SourceSettings",
     "SourcesConfig",
     "HttpConfig",
+    "ThrottleOverride",
     "Config",
 ]
 
@@ -98,6 +99,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class ThrottleOverride:
+    """``throttling.CLASS``: replaces the documented budget td-graph paces itself to."""
+
+    requests: int
+    per: float
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     tenants: tuple[TenantConfig, ...]
     sources: SourcesConfig = field(default_factory=SourcesConfig)
@@ -110,6 +120,7 @@ class Config:
     hooks_dir: str | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
     workers: int = 8
+    throttling: dict[str, ThrottleOverride] = field(default_factory=dict)
     log_level: str = "info"
     source_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -36,11 +36,12 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="5m",
         lookback="24h",
         overlap="30m",
+        delay="0s",
         throttle_class="security",
         headers=_PREFER_ENUMS,
         clouds=("global", "usgov", "dod"),
         description="Defender XDR alerts, polled on lastUpdateDateTime so every update is emitted "
-        "again. $top max is undocumented [U]; 1000 is the legacy documented limit. No $orderby "
+        "again (no delay: an update is stamped when made; the overlap covers late indexing). $top max is undocumented [U]; 1000 is the legacy documented limit. No $orderby "
         "(not in the documented list).",
     ),
     SourceSpec(
@@ -57,6 +58,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="5m",
         lookback="24h",
         overlap="30m",
+        delay="0s",
         throttle_class="security",
         headers=_PREFER_ENUMS,
         clouds=("global", "usgov", "dod"),
