@@ -22,9 +22,20 @@ from ..state import Commit, StateStore
 from ..timeutil import format_time, utcnow
 from .sink import Sink
 
-__all__ = ["SourceRun", "RunStats", "make_record"]
+__all__ = ["SourceRun", "RunStats", "make_record", "encode_json"]
 
 log = logging.getLogger("td_graph_plugin.collector")
+
+
+def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
+    """orjson, with the standard library as the fallback for what orjson refuses (integers
+    beyond 64 bits that a plugin or a CSV-derived item may carry): the data is kept, not lost."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except TypeError:
+        import json
+
+        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"), default=str).encode()
 
 
 @dataclass
@@ -126,7 +137,10 @@ class SourceRun:
             if keep is not None and not keep(self.tenant.name, self.spec.name, record):
                 self.stats.dropped += 1
                 continue
-            lines.append(dumps(record) + b"\n")
+            try:
+                lines.append(dumps(record) + b"\n")
+            except TypeError:
+                lines.append(encode_json(record) + b"\n")
         newest = commit.newest_event
         count = len(lines)
 

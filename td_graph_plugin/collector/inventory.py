@@ -18,12 +18,10 @@ import hashlib
 import logging
 from typing import Any
 
-import orjson
-
 from ..errors import GraphBadRequest, GraphNotFound, GraphResyncRequired
 from ..state import Commit
 from ..timeutil import format_time, parse_time, to_epoch
-from .context import SourceRun, make_record
+from .context import SourceRun, encode_json, make_record
 
 __all__ = ["collect_delta", "collect_snapshot", "content_hash"]
 
@@ -36,7 +34,7 @@ def content_hash(item: dict[str, Any]) -> str:
     """Stable over key order; ignores annotations that change without the object changing."""
     if any(k in item for k in _SKIP_KEYS):
         item = {k: v for k, v in item.items() if k not in _SKIP_KEYS}
-    return hashlib.blake2b(orjson.dumps(item, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return hashlib.blake2b(encode_json(item, sort_keys=True), digest_size=16).hexdigest()
 
 
 def collect_delta(run: SourceRun) -> None:
