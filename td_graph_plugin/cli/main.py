@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", help="state database (default: a temporary one)")
     demo.set_defaults(func=_cmd_demo)
 
-    from . import doctor_cmd
+    from . import doctor_cmd, isolation_cmd
 
-    for module in (doctor_cmd,):
+    for module in (doctor_cmd, isolation_cmd):
         module.register(sub)
     return parser
 
@@ -103,6 +103,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if t not in known_tenants:
             raise ConfigError(f"unknown tenant {t!r}; configured: {', '.join(sorted(known_tenants))}", key="--tenants")
     for s in sources or ():
+        if s in ("td_graph", "td_graph.isolation"):
+            continue  # the isolation audit feed (not a Graph source)
         if s not in catalogue and not any(n.startswith(s + ".") for n in catalogue.names()):
             raise ConfigError(f"unknown source {s!r} (see `td-graph sources`)", key="--sources")
     output = output_from_config(config)

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..graph.client import GraphStopped
 from ..metrics import Metrics
+from ..isolation.feed import FEED_SPEC, collect_isolation_audit
 from ..plan import TenantPlanner, verdict_for
 from ..plugins import Catalogue
 from ..spec import SourceSpec
@@ -134,6 +135,8 @@ class Engine:
                     continue
                 settings = self.config.sources.settings.get(spec.name, SourceSettings())
                 out.append(Job(tenant, spec, settings))
+            if not sources or any(n in ("td_graph", FEED_SPEC.name) for n in sources):
+                out.append(Job(tenant, FEED_SPEC, SourceSettings()))
         return out
 
     # --- clients ---------------------------------------------------------------------------
@@ -190,6 +193,9 @@ class Engine:
         with self._active_lock:
             self._active[job.key] = run
         try:
+            if job.spec is FEED_SPEC:
+                collect_isolation_audit(run, self.config.isolation_state_path)
+                return self._finish(job, "ok", run.stats, None, started)
             run.client = self.client(job.tenant)
             skip = self._skip_verdict(job, run.client)
             if skip is not None:

@@ -100,7 +100,7 @@ def parse_config(
     state = _Mapping(top.get("state") or {}, "state", p, optional=("path",))
     output = _Mapping(top.get("output") or {}, "output", p, optional=("type", "path"))
     metrics = _Mapping(top.get("metrics") or {}, "metrics", p, optional=("listen", "unhealthy_after"))
-    isolation = _Mapping(top.get("isolation") or {}, "isolation", p, optional=("protected_users",))
+    isolation = _Mapping(top.get("isolation") or {}, "isolation", p, optional=("protected_users", "state_path"))
     http = _Mapping(top.get("http") or {}, "http", p, optional=(
         "connect_timeout", "read_timeout", "max_retries", "max_retry_wait",
     ))
@@ -138,6 +138,7 @@ def parse_config(
         metrics_listen=listen,
         unhealthy_after=unhealthy_after,
         protected_users=tuple(protected),
+        isolation_state=isolation.str("state_path"),
         hooks_dir=hooks_dir,
         http=http_cfg,
         workers=workers,

@@ -117,6 +117,7 @@ class Config:
     metrics_listen: str | None = None
     unhealthy_after: float = 900.0
     protected_users: tuple[str, ...] = ()
+    isolation_state: str | None = None
     hooks_dir: str | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
     workers: int = 8
@@ -124,6 +125,14 @@ class Config:
     log_level: str = "info"
     source_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def isolation_state_path(self) -> str:
+        """The isolation audit store: shared by the analyst's CLI and the running collector."""
+        if self.isolation_state:
+            return self.isolation_state
+        base = self.state_path[:-3] if self.state_path.endswith(".db") else self.state_path
+        return base + "-isolation.db"
 
     def tenant(self, name: str) -> TenantConfig:
         for t in self.tenants:

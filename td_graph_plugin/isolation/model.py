@@ -71,10 +71,13 @@ class StepResult:
     http_status: int | None = None
     error_code: str | None = None
     hint: str | None = None
+    request_ids: list[str] = field(default_factory=list)  # every request of a multi-request step
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"step": self.name, "status": self.status, "detail": self.detail}
         out["request_id"] = self.request_id
+        if self.request_ids:
+            out["request_ids"] = list(self.request_ids)
         if self.http_status is not None:
             out["http_status"] = self.http_status
         if self.error_code:
@@ -150,6 +153,7 @@ class ActionResult:
     message: str = ""
     finished_at: str | None = None
     audit_error: str | None = None
+    os_user: str | None = None  # the login that ran it, kept even when requested_by names someone else
 
     # --- building ------------------------------------------------------------------------
     def add(self, name: str, status: str, detail: str = "", **kw: Any) -> StepResult:
@@ -188,6 +192,7 @@ class ActionResult:
             "message": self.message,
             "dry_run": self.dry_run,
             "requested_by": self.requested_by,
+            "os_user": self.os_user,
             "reason": self.reason,
             "user": self.user,
             "target": self.target.identity() if self.target is not None else None,

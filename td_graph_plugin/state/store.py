@@ -65,12 +65,19 @@ class Commit:
 
 
 class StateStore:
-    def __init__(self, path: str) -> None:
+    """``exclusive``: hold the one-process lock (the collector's state). The isolation audit
+    store is shared (``exclusive=False``): the analyst's CLI writes while the collector reads."""
+
+    def __init__(self, path: str, *, exclusive: bool = True) -> None:
         self.path = path
         self._lock = threading.RLock()
         self._lockfile = None
-        if path != ":memory:":
+        if path != ":memory:" and exclusive:
             self._acquire_process_lock(path)
+        elif path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise StateError(f"state path {path}: folder {folder} does not exist")
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -331,6 +338,15 @@ class StateStore:
             ).fetchall()
         for action, at, record in rows:
             yield {"action": action, "at": at, **json.loads(record)}
+
+    def isolation_rows(self, tenant: str, after: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
+        """Audit records stored after row ``after`` (the collector's feed into the pipeline)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, record FROM isolations WHERE tenant=? AND id>? ORDER BY id LIMIT ?",
+                (tenant, after, limit),
+            ).fetchall()
+        return [(row_id, json.loads(record)) for row_id, record in rows]
 
     def count(self, table: str, tenant: str, source: str) -> int:
         """Row count for tests and doctor (table is one of seen, objects)."""

@@ -1,0 +1,125 @@
+"""``td-graph isolate`` and ``td-graph release``: contain a compromised user, and undo it.
+
+The human report (one line per step, request ids, what to do) goes to **stderr**; the audit
+record goes to the configured output (stdout NDJSON, or appended to the file output with its
+exactly-once offset) and into the state database.  Exit 0: done, dry run, or nothing to do;
+1: refused, failed or partial; 2: usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+_EPILOG_ISOLATE = """\
+steps, always in this order: resolve the user, guard rails (protected users, privileged roles),
+snapshot, disable, revoke sessions, [force password change], read back.  A dry run sends no write.
+Re-running is safe: an already disabled account is not patched again and sessions revoked by a
+still-active isolation are not revoked again (--revoke-again to do it anyway).
+exit: 0 done / dry run / nothing to do, 1 refused, failed or partial, 2 usage or config error.
+"""
+
+_EPILOG_RELEASE = """\
+re-enables the account only if the isolation disabled it and it was enabled before.  Revoked
+sessions cannot be restored and forceChangePasswordNextSignIn is NOT reverted.  Without an
+active isolation record the release is refused unless --force (re-enable without a snapshot).
+exit: 0 done / dry run / nothing to do, 1 refused or failed, 2 usage or config error.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    iso = sub.add_parser(
+        "isolate", help="contain a compromised user (disable, revoke sessions)",
+        epilog=_EPILOG_ISOLATE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    iso.add_argument("-c", "--config", required=True, help="td-graph YAML config")
+    iso.add_argument("--tenant", required=True, help="the tenant's configured name")
+    iso.add_argument("user", metavar="USER", help="user principal name or object id")
+    iso.add_argument("--reason", required=True, help="why (ticket or incident reference); recorded in the audit trail")
+    iso.add_argument("--dry-run", action="store_true", help="resolve, check the guard rails and show the plan; write nothing")
+    iso.add_argument("--no-disable", action="store_true", help="do not disable the account")
+    iso.add_argument("--no-revoke-sessions", action="store_true", help="do not revoke sign-in sessions")
+    iso.add_argument("--force-password-change", action="store_true",
+                     help="require a password change at next sign-in (no password is set or shown)")
+    iso.add_argument("--allow-privileged", action="store_true",
+                     help="allow a target that holds a directory role (never a protected user)")
+    iso.add_argument("--revoke-again", action="store_true",
+                     help="revoke sessions even if a still-active isolation already did")
+    iso.add_argument("--requested-by", help="who asks (default: the OS user)")
+    iso.set_defaults(func=_cmd_isolate)
+
+    rel = sub.add_parser(
+        "release", help="undo an isolation from its stored snapshot",
+        epilog=_EPILOG_RELEASE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rel.add_argument("-c", "--config", required=True, help="td-graph YAML config")
+    rel.add_argument("--tenant", required=True, help="the tenant's configured name")
+    rel.add_argument("user", metavar="USER", help="user principal name or object id")
+    rel.add_argument("--reason", required=True, help="why (ticket reference); recorded in the audit trail")
+    rel.add_argument("--dry-run", action="store_true", help="show what release would do; write nothing")
+    rel.add_argument("--force", action="store_true", help="re-enable even without an isolation record")
+    rel.add_argument("--requested-by", help="who asks (default: the OS user)")
+    rel.set_defaults(func=_cmd_release)
+
+
+def _usage(parser_name: str, message: str) -> int:
+    print(f"td-graph {parser_name}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace, action: str) -> int:
+    from ..errors import ConfigError
+    from ..isolation import IsolationService, normalise_steps, render
+    from ..isolation.resolve import check_user_argument
+    from ..logsetup import setup_logging
+    from ..runtime import load_validated
+
+    # Usage problems first: nothing is opened or sent for a command line that is wrong.
+    try:
+        check_user_argument(args.user)
+        if not args.reason.strip():
+            raise ValueError("--reason must not be empty (a ticket or incident reference)")
+        steps = None
+        if action == "isolate":
+            wanted = [s for s, off in (("disable", args.no_disable), ("revoke_sessions", args.no_revoke_sessions)) if not off]
+            if args.force_password_change:
+                wanted.append("force_password_change")
+            if not wanted:
+                raise ValueError("nothing to do: --no-disable and --no-revoke-sessions without --force-password-change")
+            steps = normalise_steps(wanted)
+    except ValueError as exc:
+        return _usage(action, str(exc))
+    config, _pm, _catalogue = load_validated(args.config)
+    setup_logging(getattr(args, "log_level", None) or config.log_level)
+    if args.tenant not in {t.name for t in config.tenants}:
+        raise ConfigError(
+            f"unknown tenant {args.tenant!r}; configured: {', '.join(t.name for t in config.tenants)}", key="--tenant"
+        )
+    with IsolationService.open(config) as service:
+        try:
+            if action == "isolate":
+                result = service.isolate(
+                    args.tenant, args.user, args.reason, steps, args.dry_run,
+                    allow_privileged=args.allow_privileged, revoke_again=args.revoke_again,
+                    requested_by=args.requested_by,
+                )
+            else:
+                result = service.release(
+                    args.tenant, args.user, args.reason, args.dry_run, force=args.force,
+                    requested_by=args.requested_by,
+                )
+        except ValueError as exc:
+            return _usage(action, str(exc))
+    sys.stderr.write(render(result))
+    sys.stderr.flush()
+    return result.exit_code
+
+
+def _cmd_isolate(args: argparse.Namespace) -> int:
+    return _run(args, "isolate")
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    return _run(args, "release")

@@ -1,0 +1,180 @@
+"""The audit trail: every isolate/release (dry runs and refusals too) is stored and emitted.
+
+The record is the contract's envelope (``collector.make_record``) with source
+``td_graph.isolation``, a unique action id as ``id`` and the action under ``data``.  The same
+envelope is stored in the state database (``StateStore.add_isolation``, keyed by the
+resolved object id) and handed to the pipeline's output.  The stored records are also what
+``release`` restores from (``active_isolation``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterable
+
+import orjson
+
+from ..collector.context import make_record
+from ..config.model import TenantConfig
+from ..state import Commit, StateStore
+from .model import STEP_OK, ActionResult
+from .resolve import SOURCE
+
+__all__ = ["build_record", "store_and_emit", "active_isolation", "PipelineEmitter", "FeedFlusher", "Emit"]
+
+log = logging.getLogger("td_graph_plugin.isolation")
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def build_record(tenant: TenantConfig, result: ActionResult, collected_at: str) -> dict[str, Any]:
+    data = result.to_dict()
+    data.pop("exit_code", None)
+    data.pop("audit_error", None)
+    data["target"] = result.target.identity() if result.target is not None else {"id": None, "input": result.user}
+    return make_record(
+        tenant,
+        SOURCE,
+        result.action_id,
+        result.finished_at or result.started_at,
+        collected_at,
+        data,
+    )
+
+
+def store_and_emit(
+    state: StateStore | None, emit: Emit | None, tenant: TenantConfig, result: ActionResult, collected_at: str
+) -> dict[str, Any]:
+    """Store first (release depends on it), then emit; a failure of either is reported on the
+    result (``audit_error``: exit 1) and never hides the actions' own results."""
+    record = build_record(tenant, result, collected_at)
+    problems = []
+    if state is not None:
+        try:
+            state.add_isolation(tenant.name, result.user_key, result.action, record)
+        except Exception as exc:  # noqa: BLE001 - reported, never swallowed silently
+            problems.append(f"the audit record could not be stored in the state database: {exc}")
+    if emit is not None:
+        try:
+            emit(record)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"the audit record could not be written to the output: {exc}")
+    if problems:
+        result.audit_error = "; ".join(problems)
+        log.error("isolation %s: %s", result.action_id, result.audit_error)
+    return record
+
+
+def _ok(data: dict[str, Any], step: str) -> bool:
+    return any(s.get("step") == step and s.get("status") == STEP_OK for s in data.get("steps") or [])
+
+
+def active_isolation(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The isolations (oldest first) since the last successful release.
+
+    Dry runs, refusals and isolations where nothing took effect are not part of it.  The
+    first entry's ``before`` is the account's state before containment started.
+    """
+    chain: list[dict[str, Any]] = []
+    for r in records:
+        data = r.get("data") or {}
+        if data.get("dry_run"):
+            continue
+        action, outcome = r.get("action") or data.get("action"), data.get("outcome")
+        if action == "isolate" and outcome in ("ok", "partial", "noop"):
+            chain.append(r)
+        elif action == "release" and outcome in ("ok", "noop"):
+            chain = []
+    return chain
+
+
+def chain_did(chain: list[dict[str, Any]], step: str) -> dict[str, Any] | None:
+    """The first isolation of ``chain`` whose ``step`` took effect."""
+    for r in chain:
+        if _ok(r.get("data") or {}, step):
+            return r
+    return None
+
+
+class PipelineEmitter:
+    """Writes audit records with the configured output, keeping the file output's committed
+    offset consistent (``SyncSink`` + a ``Commit`` for source ``td_graph.isolation``)."""
+
+    def __init__(self, output: Any, state: StateStore, metrics: Any = None) -> None:
+        from ..collector.sink import SyncSink
+
+        self.sink = SyncSink(output, state)
+        self.metrics = metrics
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def open(self) -> "PipelineEmitter":
+        with self._lock:
+            if not self._opened:
+                self.sink.open()
+                self._opened = True
+        return self
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.open()
+        line = orjson.dumps(record) + b"\n"
+        commit = Commit(
+            tenant=record["tenant"],
+            source=SOURCE,
+            cursor={"last_action_id": record["id"], "at": record.get("event_time")},
+            success=True,
+        )
+        metrics, tenant = self.metrics, record["tenant"]
+
+        def committed() -> None:
+            if metrics is not None:
+                metrics.committed(tenant, SOURCE, 1, None)
+
+        self.sink.deliver([line], commit, committed)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened:
+                self.sink.close()
+                self._opened = False
+
+
+class FeedFlusher:
+    """After an action is stored: if no collector holds the state database, emit the
+    tenant's pending audit records now through the configured output (the same feed the
+    collector runs, so each record reaches the output exactly once either way)."""
+
+    def __init__(self, config: Any, metrics: Any = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.deferred = False
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        from ..collector.context import SourceRun
+        from ..collector.sink import SyncSink
+        from ..config.model import SourceSettings
+        from ..errors import StateError
+        from ..metrics import Metrics
+        from ..outputs import output_from_config
+        from .feed import FEED_SPEC, collect_isolation_audit
+
+        try:
+            state = StateStore(self.config.state_path)
+        except StateError as exc:
+            if "in use by another td-graph process" not in str(exc):
+                raise
+            self.deferred = True
+            log.info("the running collector emits audit record %s into the pipeline", record["id"])
+            return
+        sink = SyncSink(output_from_config(self.config), state)
+        try:
+            sink.open()
+            run = SourceRun(
+                tenant=self.config.tenant(record["tenant"]), spec=FEED_SPEC, settings=SourceSettings(),
+                client=None, state=state, sink=sink, metrics=self.metrics or Metrics(), stop=threading.Event(),
+            )
+            collect_isolation_audit(run, self.config.isolation_state_path)
+        finally:
+            sink.close()
+            state.close()
