@@ -112,7 +112,7 @@ def test_kill_9_during_backfill_loses_nothing_and_duplicates_nothing(sim, tmp_pa
 
 def test_sigterm_stops_cleanly_with_state_saved(sim, tmp_path):
     tenant = sim.add_tenant(profile="e5", volumes={"sign_ins": 20000})
-    sim.page_delay = 0.05
+    sim.page_delay = 0.25  # 20 pages: ~5 s, so SIGTERM lands mid-backfill even on a loaded machine
     out = tmp_path / "records.ndjson"
     cfg = write_config(sim, tenant, tmp_path, output=str(out), sources=["audit_logs.sign_ins"])
     proc = subprocess.Popen([sys.executable, "-m", "td_graph_plugin.cli.main", "run", "-c", cfg],

@@ -413,6 +413,7 @@ def test_label_values_are_bounded_through_engine_and_graph_client(tmp_path, cata
         "security.alerts_v2": "ok",
         "audit_logs.directory_audits": "forbidden",
         "directory.users": "failing",
+        "td_graph.isolation": "ok",  # the isolation audit feed (empty here)
     }
     assert len(output.lines) == 4
     src = dict(tenant="contoso", source="security.alerts_v2")
@@ -425,7 +426,7 @@ def test_label_values_are_bounded_through_engine_and_graph_client(tmp_path, cata
 
     allowed_values = {
         "tenant": {"contoso"},
-        "source": {"security.alerts_v2", "audit_logs.directory_audits", "directory.users"},
+        "source": {"security.alerts_v2", "audit_logs.directory_audits", "directory.users", "td_graph.isolation"},
         "state": set(SOURCE_STATES),
         "result": {"cache", "issued", "failed"},
     }

@@ -335,7 +335,7 @@ def test_empty_page_with_next_link_loses_nothing(sim):
 
 
 def test_beta_sign_ins_event_type_filter(sim):
-    t = sim.add_tenant(profile="e5", volumes={"sign_ins": 20})
+    t = sim.add_tenant(profile="e5", volumes={"sign_ins": 20, "sign_ins_non_interactive": 0})
     t.add_sign_ins(7, event_type="nonInteractiveUser")
     g = Graph(sim, t)
     v1, _ = g.all_pages("/v1.0/auditLogs/signIns")
@@ -594,10 +594,11 @@ def test_fault_reset_truncated_short_read_not_json_and_slow(sim):
     sim.fault("/v1.0/auditLogs/signIns", "reset")
     with pytest.raises(requests.exceptions.ConnectionError):
         g.get("/v1.0/auditLogs/signIns")
-    assert sim.requests[-1].status == 0
+    assert sim.requests[-1].status == 0 and sim.requests[-1].fault == "reset"
     sim.fault("/v1.0/auditLogs/signIns", "truncated")
     r = g.get("/v1.0/auditLogs/signIns")
     assert r.status_code == 200
+    assert sim.requests[-1].fault == "truncated"  # the request log says which answers were mangled
     with pytest.raises(ValueError):
         orjson.loads(r.content)
     sim.fault("/v1.0/auditLogs/signIns", "short_read")

@@ -9,12 +9,26 @@ against it.  It serves generated, realistic data and enforces the documented con
         t = sim.add_tenant(profile="e5")            # ids, secret, data
         # login_endpoint = graph_endpoint = sim.base_url, ca_bundle = sim.ca_path
 
+Every source of td-graph's catalogue is served (Defender incidents/alerts/Secure Score,
+Identity Protection, sign-ins of every event type, audits, provisioning, directory delta for
+users/groups/devices/applications/service principals, consent requests, Intune, the
+registration report and the Office 365 usage report with its 302 to a CSV), plus the
+discovery calls td-graph makes to learn its granted permissions
+(``/servicePrincipals(appId='...')``, ``/servicePrincipals/{id}/appRoleAssignments``).
+
+Profiles (``profiles.PROFILES``): ``all`` (every capability, incl. Workload ID Premium: the
+all-licensed tenant), ``e5`` (realistic E5: everything but Workload ID Premium), ``restricted``
+(E5 licences, app not granted SecurityIncident.* nor IdentityRiskEvent.*), ``p1``, ``free``.
+
 Modules: ``server`` (the public object, lifecycle, knobs), ``transport`` (TLS + HTTP/1.1,
 byte-level faults), ``pipeline`` (routing, Graph's checks in order), ``auth`` (OIDC discovery,
 token endpoint), ``endpoints`` (the table of collections: add a source by adding a row),
-``handlers`` (paging, delta), ``odata`` (query grammar, signed tokens), ``tenant`` (data
-model), ``generators`` (objects), ``profiles`` (licences), ``faults`` (injected failures,
-throttling budgets), ``responses`` (error shapes), ``tls``, ``timefmt``.
+``routes`` (write/lookup calls that are not a collection: ``register_route``), ``graph_routes``
+(built-in routes: discovery, incident sub-resources, usage reports), ``handlers`` (paging,
+delta), ``odata`` (query grammar, signed tokens), ``tenant`` (data model), ``generators`` and
+``gen_more`` (objects), ``graph_roles`` (Microsoft Graph app roles with their real ids),
+``profiles`` (licences), ``faults`` (injected failures, throttling budgets), ``responses``
+(error shapes), ``tls``, ``timefmt``.
 
 Note for clients: ``requests`` lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the
 environment override ``Session.verify``; pass ``verify=ca_path`` per request or set
@@ -24,18 +38,26 @@ Knobs: ``sim.throttle(prefix, count, retry_after=2.0, status=429)``,
 ``sim.fault(prefix, kind, count=1)`` (reset / truncated / short_read / not_json / stall /
 ``slow:<s>``), ``sim.inject_empty_pages(prefix, count)``, ``sim.set_page_size(path, n)``,
 ``sim.page_delay``, ``sim.token_lifetime``, ``sim.enforce_budgets``, ``sim.clock_offset``;
-per tenant: ``t.permissions`` (granted app roles, None = all), ``t.profile`` (settable),
-``t.replay_every``, ``t.expire_delta_tokens(mode)``, ``t.revoke_tokens()``.
+per tenant: ``t.permissions`` (granted app roles, None = all; settable), ``t.profile``
+(settable), ``t.replay_every``, ``t.expire_delta_tokens(mode)``, ``t.revoke_tokens()``,
+``t.ext`` (free dict for other modules).  Data: ``t.add_*`` per source, ``t.update_alerts``,
+``t.update_incidents``, ``t.change_users``/``t.delete_users``, generic
+``t.change_objects(collection, n)``, ``t.delete_objects(collection, n, permanent=False)``,
+``t.update_object(collection, id, **fields)``, ``t.find_object(collection, key, key_field="id")``,
+``t.change_control_profiles``, ``t.change_consent_requests``, ``t.change_risky_users``.
 """
 
 from __future__ import annotations
 
 from .profiles import CAPABILITIES, PROFILES
+from .routes import SimRequest, SimResponse, graph_error, register_route, unregister_route
 from .server import GraphSimulator, RequestRecord
 from .tenant import DEFAULT_VOLUMES, SimTenant
+from . import directory_writes  # noqa: E402,F401  (registers the user-isolation routes)
 
 __all__ = ["GraphSimulator", "SimTenant", "RequestRecord", "PROFILES", "CAPABILITIES", "DEFAULT_VOLUMES",
-           "serve", "sim_config_yaml"]
+           "serve", "sim_config_yaml", "SimRequest", "SimResponse", "register_route", "unregister_route",
+           "graph_error"]
 
 
 def sim_config_yaml(sim: GraphSimulator, tenant: SimTenant, state_path: str = "./td-graph-sim-state.db") -> str:

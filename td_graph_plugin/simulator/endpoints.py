@@ -28,6 +28,8 @@ MODES = ("window", "list", "delta", "computed")
 
 _EQ_GE_LE = frozenset({"eq", "ge", "le"})
 _RANGE = frozenset({"ge", "gt", "le", "lt"})
+_ALL_OPS = frozenset({"eq", "ge", "gt", "le", "lt"})
+_GT_LT = frozenset({"eq", "gt", "lt"})  # provisioning: eq, contains, gt, lt (no ge/le)
 
 _AUDITLOG_PERMISSION_MISSING = (
     403, "Authentication_MSGraphPermissionMissing",
@@ -49,12 +51,40 @@ _DEFENDER_UNLICENSED = (
     "is provisioned, so alerts are not licensed for this tenant.",
 )
 _DIRECTORY_DENIED = (403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+_INCIDENT_ROLES_MISSING = _SECURITY_ROLES_MISSING  # the observed 403 for alerts_v2 / incidents (graph-facts §0.3)
+# ASSUMED: the security 403 shape with secureScore's own roles (only the alerts/incidents body is observed).
+_SECURE_SCORE_ROLES_MISSING = (
+    403, "Forbidden",
+    "Missing application roles. API required roles: SecurityEvents.Read.All,SecurityEvents.ReadWrite.All, "
+    "application roles: .",
+)
+# Identity Protection without the scope: the observed message (graph-facts §0.3 [O10]); the code is
+# ASSUMED ("Forbidden"; the SDK only surfaced the message).
+_IDP_SCOPES_MISSING = (403, "Forbidden", "You cannot perform the requested operation, required scopes are missing in the token.")
+# ASSUMED: Identity Protection without P2 (risky users) / P1 (risk detections) is a generic 403 with an
+# undocumented body (graph-facts §0.3 [U][O14]).
+_IDP_UNLICENSED = (403, "Forbidden", "Your tenant is not licensed for this feature.")
+# ASSUMED: service principal risk without Workload ID Premium (undocumented, graph-facts §2 [U]).
+_WORKLOAD_UNLICENSED = (
+    403, "Forbidden",
+    "Your tenant is not licensed for this feature. Microsoft Entra Workload ID Premium is required.",
+)
+# Observed on /tenantRelationships/managedTenants and reported for Intune device reads; ASSUMED for
+# every /deviceManagement/* collection (graph-facts §0.3 [O9]/[U]).
+_INTUNE_UNLICENSED = (400, "BadRequest", "Request not applicable to target tenant.")
+# ASSUMED: the body of the documented persistent 500 of incidents with $expand=alerts and $filter.
+_EXPAND_FILTER_500 = (500, "UnknownError", "An error has occurred.")
 
 _SIGN_IN_FIELDS = frozenset({
     "id", "createdDateTime", "userDisplayName", "userPrincipalName", "userId", "appId", "appDisplayName",
     "ipAddress", "clientAppUsed", "correlationId", "conditionalAccessStatus", "isInteractive", "riskDetail",
     "riskLevelAggregated", "riskLevelDuringSignIn", "riskState", "riskEventTypes", "riskEventTypes_v2",
     "resourceDisplayName", "resourceId", "status", "deviceDetail", "location", "appliedConditionalAccessPolicies",
+})
+# beta-only properties (workload sign-ins: service principals and managed identities)
+_BETA_SIGN_IN_FIELDS = frozenset({
+    "signInEventTypes", "servicePrincipalId", "servicePrincipalName", "clientCredentialType",
+    "servicePrincipalCredentialKeyId", "managedServiceIdentity",
 })
 _AUDIT_FIELDS = frozenset({
     "id", "category", "correlationId", "result", "resultReason", "activityDisplayName", "activityDateTime",
@@ -95,6 +125,12 @@ class Endpoint:
     default_properties: tuple[str, ...] | None = None  # projection without $select
     evolvable_enums: Mapping[str, frozenset[str]] = field(default_factory=dict)  # field -> newer members
     rejected_options: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # option -> (code, message)
+    # $filter fields compared with `eq '<text>'` / `eq true|false` (not timestamps)
+    eq_fields: frozenset[str] = frozenset()
+    # $expand=<name> -> (collection, field of its objects holding this object's id)
+    expand: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # $expand together with $filter fails like this (incidents: persistent 500, graph-facts [O4])
+    expand_with_filter: tuple[int, str, str] | None = None
 
 
 def _sign_ins(version: str) -> Endpoint:
@@ -121,7 +157,7 @@ def _sign_ins(version: str) -> Endpoint:
         event_types=SIGN_IN_EVENT_TYPES if beta else (),
         implicit_event_type="interactiveUser",
         hidden_fields=frozenset() if beta else frozenset({"signInEventTypes"}),
-        known_fields=_SIGN_IN_FIELDS | ({"signInEventTypes"} if beta else set()),
+        known_fields=_SIGN_IN_FIELDS | (_BETA_SIGN_IN_FIELDS if beta else set()),
     )
 
 
@@ -156,6 +192,38 @@ def _alerts(version: str) -> Endpoint:
 
 
 _USER_READ = "User.Read.All|User.ReadWrite.All|Directory.Read.All|Directory.ReadWrite.All"
+_GROUP_READ = ("GroupMember.Read.All|Group.Read.All|Directory.Read.All|GroupMember.ReadWrite.All|"
+               "Group.ReadWrite.All|Directory.ReadWrite.All")
+_DEVICE_READ = "Device.Read.All|Device.ReadWrite.All|Directory.Read.All|Directory.ReadWrite.All"
+_APP_READ = "Application.Read.All|Application.ReadWrite.All|Directory.Read.All|Directory.ReadWrite.All"
+_INCIDENTS_ONLY = "Only $count, $expand, $filter, $skip and $top are supported on incidents."
+
+
+def _delta(path: str, collection: str, entity: str, context: str, permission: str, *, top_allowed: bool) -> Endpoint:
+    """A directory delta row (graph-facts §0.5): nextLink pages, deltaLink, @removed, 7-day tokens."""
+    kind = path.strip("/").split("/")[0]
+    rejected = {
+        # ASSUMED code/message; the documented fact is only that these are unsupported.
+        "$orderby": ("Request_UnsupportedQuery", f"Unsupported query option: '$orderby' is not supported on delta queries for {kind}."),
+        "$expand": ("Request_UnsupportedQuery", f"Unsupported query option: '$expand' is not supported on delta queries for {kind}."),
+        "$filter": ("Request_UnsupportedQuery", f"Unsupported query: the simulator's {kind}/delta does not implement $filter."),
+    }
+    if not top_allowed:  # users and groups: documented
+        rejected["$top"] = ("Request_UnsupportedQuery", f"Unsupported query option: '$top' is not supported on delta queries for {kind}.")
+    return Endpoint(
+        path=path, versions=("v1.0", "beta"), collection=collection, mode="delta", entity=entity, context=context,
+        permissions=(permission,),
+        max_top=999 if top_allowed else None,  # ASSUMED where allowed: undocumented
+        default_top=100,  # ASSUMED: real pages vary in size
+        options=frozenset({"$select", "$deltatoken"} | ({"$top"} if top_allowed else set())),
+        throttle="directory", rejected_options=rejected,
+    )
+
+
+def _directory_list(path: str, collection: str, entity: str, permission: str) -> Endpoint:
+    return Endpoint(path=path, versions=("v1.0", "beta"), collection=collection, mode="list", entity=entity,
+                    context=path.strip("/"), permissions=(permission,), max_top=999, default_top=100,
+                    options=frozenset({"$select", "$top"}), throttle="directory")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     _sign_ins("v1.0"),
@@ -230,6 +298,289 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         options=frozenset({"$select"}),
         throttle="directory",
         rejected_options={"$filter": ("BadRequest", "The query specified in the URI is not valid: subscribedSkus does not support $filter.")},
+    ),
+    # ----------------------------------------------------------------- Defender XDR / Secure Score
+    Endpoint(
+        path="/security/incidents",
+        versions=("v1.0", "beta"),
+        collection="incidents",
+        mode="window",
+        entity="microsoft.graph.security.incident",
+        context="security/incidents",
+        permissions=("SecurityIncident.Read.All|SecurityIncident.ReadWrite.All",),
+        missing_permission=_INCIDENT_ROLES_MISSING,
+        capability="defender_xdr",
+        unlicensed=_DEFENDER_UNLICENSED,
+        time_fields={"lastUpdateDateTime": _RANGE, "createdDateTime": _RANGE},
+        order_field="createdDateTime",
+        max_top=50,  # $top=100 -> 400 with an empty error code (graph-facts §0.3 [O2])
+        default_top=50,  # ASSUMED: undocumented
+        top_error_code="",
+        options=frozenset({"$count", "$filter", "$skip", "$top", "$expand"}),
+        throttle="security",
+        eq_fields=frozenset({"status", "severity", "classification", "determination", "assignedTo"}),
+        expand={"alerts": ("alerts", "incidentId")},
+        expand_with_filter=_EXPAND_FILTER_500,
+        rejected_options={
+            "$select": ("BadRequest", "Query option 'Select' is not allowed. " + _INCIDENTS_ONLY),
+            "$orderby": ("BadRequest", "Query option 'OrderBy' is not allowed. " + _INCIDENTS_ONLY),
+        },
+    ),
+    Endpoint(
+        path="/security/secureScores",
+        versions=("v1.0", "beta"),
+        collection="secure_scores",
+        mode="window",
+        entity="microsoft.graph.secureScore",
+        context="security/secureScores",
+        permissions=("SecurityEvents.Read.All|SecurityEvents.ReadWrite.All",),
+        missing_permission=_SECURE_SCORE_ROLES_MISSING,
+        time_fields={"createdDateTime": _ALL_OPS},  # operators inferred [I]
+        order_field="createdDateTime",  # newest first: `$top=1` is today's score
+        max_top=1000,  # ASSUMED
+        default_top=100,  # ASSUMED
+        options=frozenset({"$count", "$filter", "$skip", "$top"}),
+        throttle="secure_score",
+    ),
+    Endpoint(
+        path="/security/secureScoreControlProfiles",
+        versions=("v1.0", "beta"),
+        collection="secure_score_control_profiles",
+        mode="list",
+        entity="microsoft.graph.secureScoreControlProfile",
+        context="security/secureScoreControlProfiles",
+        permissions=("SecurityEvents.Read.All|SecurityEvents.ReadWrite.All",),  # inferred [I]
+        missing_permission=_SECURE_SCORE_ROLES_MISSING,
+        time_fields={"lastModifiedDateTime": _ALL_OPS},  # [I]
+        max_top=1000,  # ASSUMED
+        default_top=100,  # ASSUMED
+        options=frozenset({"$count", "$filter", "$skip", "$top"}),
+        throttle="secure_score",
+        eq_fields=frozenset({"controlCategory", "service", "tier", "actionType"}),
+    ),
+    # ----------------------------------------------------------------- Identity Protection
+    Endpoint(
+        path="/identityProtection/riskyUsers",
+        versions=("v1.0", "beta"),
+        collection="risky_users",
+        mode="window",
+        entity="microsoft.graph.riskyUser",
+        context="identityProtection/riskyUsers",
+        permissions=("IdentityRiskyUser.Read.All|IdentityRiskyUser.ReadWrite.All",),
+        missing_permission=_IDP_SCOPES_MISSING,
+        capability="entra_id_p2",  # "Using the riskyUsers API requires ... P2" (graph-facts §2)
+        unlicensed=_IDP_UNLICENSED,
+        time_fields={"riskLastUpdatedDateTime": _ALL_OPS},  # operators ASSUMED [U]
+        orderable=("riskLastUpdatedDateTime",),
+        max_top=500,  # ASSUMED [U]
+        default_top=20,  # ASSUMED [U] (riskDetections' documented default)
+        options=frozenset({"$filter", "$select", "$top", "$count", "$orderby"}),
+        throttle="identity_protection",
+        eq_fields=frozenset({"riskLevel", "riskState", "riskDetail", "userPrincipalName"}),
+    ),
+    Endpoint(
+        path="/identityProtection/riskDetections",
+        versions=("v1.0", "beta"),
+        collection="risk_detections",
+        mode="window",
+        entity="microsoft.graph.riskDetection",
+        context="identityProtection/riskDetections",
+        permissions=("IdentityRiskEvent.Read.All|IdentityRiskEvent.ReadWrite.All",),
+        missing_permission=_IDP_SCOPES_MISSING,
+        capability="entra_id_p1",  # "P1 or P2 license" (graph-facts §2)
+        unlicensed=_IDP_UNLICENSED,
+        time_fields={"lastUpdatedDateTime": _ALL_OPS, "detectedDateTime": _ALL_OPS,
+                     "activityDateTime": _ALL_OPS},  # operators ASSUMED [U]
+        order_field="activityDateTime",
+        orderable=("activityDateTime", "detectedDateTime", "lastUpdatedDateTime"),
+        max_top=500,  # documented; $top=501 fails (graph-facts §2 [O5])
+        default_top=20,  # documented
+        options=frozenset({"$filter", "$select", "$top", "$orderby"}),
+        throttle="identity_protection",
+        eq_fields=frozenset({"riskEventType", "riskLevel", "riskState", "userId", "userPrincipalName",
+                             "detectionTimingType", "source"}),
+    ),
+    Endpoint(
+        path="/identityProtection/riskyServicePrincipals",
+        versions=("v1.0", "beta"),
+        collection="risky_service_principals",
+        mode="window",
+        entity="microsoft.graph.riskyServicePrincipal",
+        context="identityProtection/riskyServicePrincipals",
+        permissions=("IdentityRiskyServicePrincipal.Read.All|IdentityRiskyServicePrincipal.ReadWrite.All",),
+        missing_permission=_IDP_SCOPES_MISSING,
+        capability="workload_id_premium",
+        unlicensed=_WORKLOAD_UNLICENSED,
+        time_fields={"riskLastUpdatedDateTime": _ALL_OPS},  # operators ASSUMED [U]
+        orderable=("riskLastUpdatedDateTime",),
+        max_top=500,  # ASSUMED [U]
+        default_top=20,  # ASSUMED [U]
+        options=frozenset({"$count", "$filter", "$select", "$top", "$orderby"}),
+        throttle="identity_protection",
+        eq_fields=frozenset({"riskLevel", "riskState", "appId", "servicePrincipalType"}),
+    ),
+    Endpoint(
+        path="/identityProtection/servicePrincipalRiskDetections",
+        versions=("v1.0", "beta"),
+        collection="service_principal_risk_detections",
+        mode="window",
+        entity="microsoft.graph.servicePrincipalRiskDetection",
+        context="identityProtection/servicePrincipalRiskDetections",
+        permissions=("IdentityRiskEvent.Read.All|IdentityRiskEvent.ReadWrite.All",),
+        missing_permission=_IDP_SCOPES_MISSING,
+        capability="workload_id_premium",
+        unlicensed=_WORKLOAD_UNLICENSED,
+        time_fields={"lastUpdatedDateTime": _ALL_OPS, "detectedDateTime": _ALL_OPS,
+                     "activityDateTime": _ALL_OPS},  # operators ASSUMED [U]
+        order_field="activityDateTime",
+        orderable=("activityDateTime", "detectedDateTime", "lastUpdatedDateTime"),
+        max_top=500,  # ASSUMED [U] ($top is not in the documented list; accepted, not required)
+        default_top=20,  # ASSUMED [U]
+        options=frozenset({"$filter", "$select", "$top", "$orderby"}),
+        throttle="identity_protection",
+        eq_fields=frozenset({"riskEventType", "riskLevel", "riskState", "servicePrincipalId", "appId"}),
+    ),
+    # ----------------------------------------------------------------- audit logs
+    Endpoint(
+        path="/auditLogs/provisioning",
+        versions=("v1.0", "beta"),
+        collection="provisioning",
+        mode="window",
+        entity="microsoft.graph.provisioningObjectSummary",
+        context="auditLogs/provisioning",
+        permissions=("AuditLog.Read.All",),
+        missing_permission=_AUDITLOG_PERMISSION_MISSING,
+        capability="entra_id_p1",  # ASSUMED: "P1/P2 commonly required" [U]
+        unlicensed=_NON_PREMIUM,  # ASSUMED: as sign-ins
+        time_fields={"activityDateTime": _GT_LT},  # gt/lt only, case-sensitive (graph-facts §3)
+        order_field="activityDateTime",
+        orderable=("activityDateTime",),
+        max_top=1000,  # ASSUMED [U]
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$filter", "$orderby", "$top"}),
+        throttle="identity_reports",
+        retained=True,
+        eq_fields=frozenset({"jobId", "cycleId", "changeId", "provisioningAction"}),
+    ),
+    # ----------------------------------------------------------------- directory inventory
+    _delta("/groups/delta", "groups", "microsoft.graph.group", "groups", _GROUP_READ, top_allowed=False),
+    _delta("/devices/delta", "devices", "microsoft.graph.device", "devices", _DEVICE_READ, top_allowed=True),
+    _delta("/applications/delta", "applications", "microsoft.graph.application", "applications", _APP_READ,
+           top_allowed=True),
+    _delta("/servicePrincipals/delta", "service_principals", "microsoft.graph.servicePrincipal", "servicePrincipals",
+           _APP_READ, top_allowed=True),
+    _directory_list("/groups", "groups", "microsoft.graph.group", _GROUP_READ),
+    _directory_list("/devices", "devices", "microsoft.graph.device", _DEVICE_READ),
+    _directory_list("/applications", "applications", "microsoft.graph.application", _APP_READ),
+    _directory_list("/servicePrincipals", "service_principals", "microsoft.graph.servicePrincipal", _APP_READ),
+    # ----------------------------------------------------------------- governance
+    Endpoint(
+        path="/identityGovernance/appConsent/appConsentRequests",
+        versions=("v1.0", "beta"),
+        collection="app_consent_requests",
+        mode="list",
+        entity="microsoft.graph.appConsentRequest",
+        context="identityGovernance/appConsent/appConsentRequests",
+        permissions=("ConsentRequest.Read.All|ConsentRequest.ReadWrite.All",),
+        max_top=999,  # ASSUMED [U]
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$select", "$skip", "$top", "$filter", "$orderby", "$count"}),
+        orderable=("appDisplayName", "appId"),
+        eq_fields=frozenset({"appId", "appDisplayName"}),
+    ),
+    # ----------------------------------------------------------------- Intune
+    Endpoint(
+        path="/deviceManagement/managedDevices",
+        versions=("v1.0", "beta"),
+        collection="managed_devices",
+        mode="list",
+        entity="microsoft.graph.managedDevice",
+        context="deviceManagement/managedDevices",
+        permissions=("DeviceManagementManagedDevices.Read.All|DeviceManagementManagedDevices.ReadWrite.All",),
+        capability="intune",
+        unlicensed=_INTUNE_UNLICENSED,
+        time_fields={"lastSyncDateTime": _ALL_OPS, "enrolledDateTime": _ALL_OPS},  # ASSUMED
+        max_top=1000,  # ASSUMED [U]
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$select", "$top", "$filter", "$skip", "$count", "$orderby"}),
+        orderable=("deviceName", "lastSyncDateTime", "enrolledDateTime"),
+        throttle="intune",
+        eq_fields=frozenset({"operatingSystem", "complianceState", "userPrincipalName", "managedDeviceOwnerType",
+                             "azureADDeviceId", "deviceName"}),
+    ),
+    Endpoint(
+        path="/deviceManagement/deviceCompliancePolicies",
+        versions=("v1.0", "beta"),
+        collection="compliance_policies",
+        mode="list",
+        entity="microsoft.graph.deviceCompliancePolicy",
+        context="deviceManagement/deviceCompliancePolicies",
+        permissions=("DeviceManagementConfiguration.Read.All|DeviceManagementConfiguration.ReadWrite.All",),
+        capability="intune",
+        unlicensed=_INTUNE_UNLICENSED,
+        time_fields={"lastModifiedDateTime": _ALL_OPS, "createdDateTime": _ALL_OPS},  # ASSUMED
+        max_top=1000,  # ASSUMED [U]
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$select", "$top", "$filter", "$skip", "$count"}),
+        throttle="intune",
+        eq_fields=frozenset({"displayName"}),
+    ),
+    Endpoint(
+        path="/deviceManagement/deviceConfigurations",
+        versions=("v1.0", "beta"),
+        collection="device_configurations",
+        mode="list",
+        entity="microsoft.graph.deviceConfiguration",
+        context="deviceManagement/deviceConfigurations",
+        permissions=("DeviceManagementConfiguration.Read.All|DeviceManagementConfiguration.ReadWrite.All",),
+        capability="intune",
+        unlicensed=_INTUNE_UNLICENSED,
+        time_fields={"lastModifiedDateTime": _ALL_OPS, "createdDateTime": _ALL_OPS},  # ASSUMED
+        max_top=1000,  # ASSUMED [U]
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$select", "$top", "$filter", "$skip", "$count"}),
+        throttle="intune",
+        eq_fields=frozenset({"displayName"}),
+    ),
+    Endpoint(
+        path="/deviceManagement/auditEvents",
+        versions=("v1.0", "beta"),
+        collection="intune_audit_events",
+        mode="window",
+        entity="microsoft.graph.auditEvent",
+        context="deviceManagement/auditEvents",
+        permissions=("DeviceManagementApps.Read.All|DeviceManagementApps.ReadWrite.All",),  # graph-facts §5
+        capability="intune",
+        unlicensed=_INTUNE_UNLICENSED,
+        time_fields={"activityDateTime": _EQ_GE_LE},  # operators ASSUMED [U]: ge/le
+        order_field="activityDateTime",
+        orderable=("activityDateTime",),
+        max_top=1000,  # ASSUMED [U]
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$select", "$top", "$filter", "$skip", "$orderby"}),
+        throttle="intune",
+        eq_fields=frozenset({"category", "activityType", "activityResult", "componentName"}),
+    ),
+    # ----------------------------------------------------------------- reports
+    Endpoint(
+        path="/reports/authenticationMethods/userRegistrationDetails",
+        versions=("v1.0", "beta"),
+        collection="user_registration_details",
+        mode="list",
+        entity="microsoft.graph.userRegistrationDetails",
+        context="reports/authenticationMethods/userRegistrationDetails",
+        permissions=("AuditLog.Read.All|UserAuthenticationMethod.Read.All|UserAuthenticationMethod.ReadWrite.All",),
+        missing_permission=_AUDITLOG_PERMISSION_MISSING,  # ASSUMED: as the other reporting APIs
+        capability="entra_id_p1",  # graph-facts §7
+        unlicensed=_NON_PREMIUM,  # ASSUMED [U]: "probably" this code
+        time_fields={"lastUpdatedDateTime": _ALL_OPS},  # ASSUMED
+        max_top=999,  # ASSUMED [U] (third-party code sends $top=999)
+        default_top=100,  # ASSUMED [U]
+        options=frozenset({"$filter", "$orderby", "$top", "$select", "$skip"}),
+        orderable=("userPrincipalName", "userDisplayName", "lastUpdatedDateTime"),
+        throttle="identity_reports",
+        eq_fields=frozenset({"userPrincipalName", "userType", "isAdmin", "isMfaRegistered", "isMfaCapable",
+                             "isSsprRegistered", "isSsprEnabled", "isSsprCapable", "isPasswordlessCapable"}),
     ),
 )
 

@@ -106,12 +106,14 @@ class Budgets:
         self._lock = threading.Lock()
         self._logs: dict[tuple, deque] = {}
 
-    def check(self, tenant_id: str, client_id: str, cls: str, now: float) -> tuple[bool, float | None]:
-        """(allowed, retry_after seconds or None).  Allowed requests are counted."""
+    def check(self, tenant_id: str, client_id: str, cls: str, now: float, scope: str | None = None) -> tuple[bool, float | None]:
+        """(allowed, retry_after seconds or None).  Allowed requests are counted.
+
+        ``scope`` separates budgets inside a class (usage reports: one per report API)."""
         budget = BUDGETS.get(cls)
         if budget is None:
             return True, None
-        key = (tenant_id, client_id if budget.per_app else None, cls)
+        key = (tenant_id, client_id if budget.per_app else None, cls, scope)
         with self._lock:
             log = self._logs.setdefault(key, deque())
             while log and log[0] <= now - budget.window:

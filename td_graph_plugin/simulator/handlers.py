@@ -150,6 +150,8 @@ class _ListQuery:
     ascending: bool
     count: bool
     skip: int
+    order_by: str | None = None  # a field other than the collection's order field to sort on
+    expand: tuple[str, ...] = ()
 
 
 def _compile_list_query(req: GraphRequest, q: dict[str, str]) -> _ListQuery:
@@ -158,8 +160,25 @@ def _compile_list_query(req: GraphRequest, q: dict[str, str]) -> _ListQuery:
     top = parse_top(q["$top"], ep.max_top, ep.top_error_code) if "$top" in q else default_top
     select = parse_select(q["$select"], ep.known_fields, ep.entity) if "$select" in q else ()
     ascending = False
+    order_by = None
     if "$orderby" in q:
         ascending = not parse_orderby(q["$orderby"], ep.orderable)
+        name = q["$orderby"].split()[0]
+        coll_order = req.tenant.collection(ep.collection).order_field
+        if name != coll_order:
+            order_by = name
+    expand: tuple[str, ...] = ()
+    if "$expand" in q:
+        names = tuple(n.strip() for n in q["$expand"].split(",") if n.strip())
+        for n in names:
+            if n not in ep.expand:
+                raise ODataError(f"Could not find a property named '{n}' on type '{ep.entity}'.")
+        if not names:
+            raise ODataError("Invalid $expand clause: the list of properties is empty.")
+        if "$filter" in q and ep.expand_with_filter is not None:
+            status, code, message = ep.expand_with_filter
+            raise ODataError(message, code=code, status=status)
+        expand = names
     count = False
     if "$count" in q:
         if q["$count"].lower() not in ("true", "false"):
@@ -173,7 +192,7 @@ def _compile_list_query(req: GraphRequest, q: dict[str, str]) -> _ListQuery:
             skip = -1
         if skip < 0:
             raise ODataError(f"Invalid value '{q['$skip']}' for $skip query option found. The $skip query option requires a non-negative integer value.")
-    return _ListQuery(top, select, q.get("$filter", ""), ascending, count, skip)
+    return _ListQuery(top, select, q.get("$filter", ""), ascending, count, skip, order_by, expand)
 
 
 def _evaluate(req: GraphRequest, lq: _ListQuery, as_of: float) -> list[dict]:
@@ -182,7 +201,7 @@ def _evaluate(req: GraphRequest, lq: _ListQuery, as_of: float) -> list[dict]:
     tenant = req.tenant
     coll = tenant.collection(ep.collection)
     items, keys = coll.view()  # one consistent pair even while a writer swaps in new data
-    filt = parse_filter(lq.filter_text, dict(ep.time_fields), ep.event_types) if lq.filter_text else None
+    filt = parse_filter(lq.filter_text, dict(ep.time_fields), ep.event_types, ep.eq_fields) if lq.filter_text else None
     start, end = 0, len(items)
     rest = ()
     if coll.order_field is not None:
@@ -200,6 +219,9 @@ def _evaluate(req: GraphRequest, lq: _ListQuery, as_of: float) -> list[dict]:
     preds = []
     for c in rest:
         preds.append(_predicate(c.field, c.op, c.value))
+    if filt is not None:
+        for fieldname, value in filt.equals:
+            preds.append(_equals(fieldname, value))
     event_type = None
     if ep.implicit_event_type is not None:
         event_type = filt.event_types[0] if filt is not None and filt.event_types else ep.implicit_event_type
@@ -213,9 +235,30 @@ def _evaluate(req: GraphRequest, lq: _ListQuery, as_of: float) -> list[dict]:
         if preds and not all(p(o) for p in preds):
             continue
         append(o)
-    if lq.ascending:
+    if lq.order_by is not None:
+        name = lq.order_by
+        out.sort(key=lambda o: (o.get(name) is None, _sort_key(o.get(name))), reverse=not lq.ascending)
+    elif lq.ascending:
         out.reverse()
     return out
+
+
+def _sort_key(value):
+    if isinstance(value, str):
+        try:
+            return (0, parse_ts(value), "")
+        except ValueError:
+            return (1, 0.0, value.casefold())
+    if isinstance(value, (int, float)):
+        return (0, float(value), "")
+    return (2, 0.0, "")
+
+
+def _equals(fieldname: str, value: object) -> Callable[[dict], bool]:
+    if isinstance(value, str):
+        folded = value.casefold()  # Graph compares these strings case-insensitively
+        return lambda o: isinstance(o.get(fieldname), str) and o[fieldname].casefold() == folded
+    return lambda o: o.get(fieldname) is value
 
 
 def _predicate(fieldname: str, op: str, value: float) -> Callable[[dict], bool]:
@@ -234,6 +277,39 @@ def _predicate(fieldname: str, op: str, value: float) -> Callable[[dict], bool]:
     if op == "lt":
         return lambda o: (v := get(o)) is not None and v < value
     raise ODataError(f"Invalid filter clause: unsupported operator '{op}'.")
+
+
+def render_related(req: GraphRequest, objs: list[dict]) -> list[dict]:
+    """Objects of another collection as Graph serves them (internal fields stripped, enums)."""
+    from .endpoints import rows
+
+    enums: dict = {}
+    for ep in rows():
+        if ep.collection == "alerts":
+            enums = dict(ep.evolvable_enums)
+            break
+    out = []
+    for o in objs:
+        d = o.copy()
+        d.pop("visible_at", None)
+        if not req.include_unknown_enums:
+            for fieldname, newer in enums.items():
+                if d.get(fieldname) in newer:
+                    d[fieldname] = "unknownFutureValue"
+        out.append(d)
+    return out
+
+
+def _expand(req: GraphRequest, values: list[dict], names: tuple[str, ...]) -> None:
+    for name in names:
+        collection, key = req.endpoint.expand[name]
+        related: dict[str, list[dict]] = {}
+        for o in req.tenant.collection(collection).items:
+            if o["visible_at"] <= req.now:
+                related.setdefault(o.get(key), []).append(o)
+        for d in values:
+            d[name] = render_related(req, related.get(d.get("id"), []))
+            d[f"{name}@odata.context"] = f"{req.base_url}/{req.version}/$metadata#{req.endpoint.context}('{d.get('id')}')/{name}"
 
 
 def _decode_page_token(req: GraphRequest, token: str, kind: str) -> dict:
@@ -274,6 +350,8 @@ def handle_list(req: GraphRequest) -> Response:
     if lq.count and token is None:
         body["@odata.count"] = len(snapshot)
     body["value"] = _render(req, page, lq.select)
+    if lq.expand:
+        _expand(req, body["value"], lq.expand)
     if next_offset < len(snapshot):
         tok = req.codec.encode({"k": "page", "t": req.tenant.tenant_id, "v": req.version,
                                 "p": req.endpoint.path, "q": q, "a": as_of, "o": next_offset})
@@ -292,9 +370,12 @@ class DeltaExpired(Exception):
         self.select = select
 
 
-def _delta_link(req: GraphRequest, seq: int, select: str | None) -> str:
-    tok = req.codec.encode({"k": "delta", "t": req.tenant.tenant_id, "v": req.version, "p": req.endpoint.path,
-                            "s": seq, "e": req.tenant.delta_epoch, "sel": select, "i": req.now})
+def _delta_link(req: GraphRequest, seq: int, select: str | None, top: int | None = None) -> str:
+    payload = {"k": "delta", "t": req.tenant.tenant_id, "v": req.version, "p": req.endpoint.path,
+               "s": seq, "e": req.tenant.delta_epoch, "sel": select, "i": req.now}
+    if top is not None:
+        payload["n"] = top
+    tok = req.codec.encode(payload)
     return f"{req.base_url}/{req.version}{req.endpoint.path}?{encode_query([('$deltatoken', tok)])}"
 
 
@@ -307,11 +388,14 @@ def _check_epoch(req: GraphRequest, payload: dict) -> None:
 
 
 def handle_delta(req: GraphRequest) -> Response:
+    """Delta over any collection with a change log (users, groups, devices, applications, ...)."""
     _check_options(req)
     q = dict(req.query)
     ep = req.endpoint
     tenant = req.tenant
+    coll_name = ep.collection
     select_text = q.get("$select")
+    top = parse_top(q["$top"], ep.max_top) if "$top" in q and ep.max_top is not None else None
     kind = "initial"
     since = upto = 0
     offset = 0
@@ -323,13 +407,14 @@ def handle_delta(req: GraphRequest) -> Response:
         payload = _decode_page_token(req, q["$skiptoken"], "dpage")
         _check_epoch(req, payload)
         select_text = payload.get("sel")
+        top = payload.get("n")
         kind, since, upto, offset = payload["m"], int(payload["f"]), int(payload["s"]), int(payload["o"])
         as_of = float(payload["a"])
     elif "$deltatoken" in q:
         raw = q["$deltatoken"]
         if raw.lower() == "latest":
             body = {"@odata.context": _context(req), "value": [],
-                    "@odata.deltaLink": _delta_link(req, tenant.delta_seq, select_text)}
+                    "@odata.deltaLink": _delta_link(req, tenant.delta_seq_of(coll_name), select_text, top)}
             return json_response(200, body)
         if raw:
             if len(q) > 1:
@@ -338,25 +423,28 @@ def handle_delta(req: GraphRequest) -> Response:
             payload = _decode_page_token(req, raw, "delta")
             _check_epoch(req, payload)
             select_text = payload.get("sel")
-            kind, since, upto = "incremental", int(payload["s"]), tenant.delta_seq
+            top = payload.get("n")
+            kind, since, upto = "incremental", int(payload["s"]), tenant.delta_seq_of(coll_name)
     select = parse_select(select_text, ep.known_fields, ep.entity) if select_text else ()
     if select and "id" not in select:
         select = ("id",) + select
     if "$skiptoken" not in q:
         as_of = req.now
         if kind == "initial":
-            upto = tenant.delta_seq
+            upto = tenant.delta_seq_of(coll_name)
     replay = tenant.replay_every
 
     def build() -> list[str]:
         if kind == "initial":
             # Membership of the initial sync as of its first page; a rebuild after cache
             # eviction may differ slightly, which delta's documented replays allow.
-            return _with_replays([u["id"] for u in tenant.users if u["visible_at"] <= as_of], replay)
-        return _with_replays(tenant.changed_ids(since, upto), replay)
+            items = tenant.collection(coll_name).items
+            return _with_replays([o["id"] for o in items if o["visible_at"] <= as_of], replay)
+        return _with_replays(tenant.changed_ids(since, upto, coll_name), replay)
 
-    ids = req.snapshots.get((tenant.tenant_id, "delta", req.version, kind, since, upto, as_of, replay), build)
-    size = req.page_size or ep.default_top
+    key = (tenant.tenant_id, "delta", coll_name, req.version, kind, since, upto, as_of, replay)
+    ids = req.snapshots.get(key, build)
+    size = top or req.page_size or ep.default_top
     if req.take_empty_page():
         chunk, next_offset = [], offset
     else:
@@ -364,22 +452,24 @@ def handle_delta(req: GraphRequest) -> Response:
         next_offset = offset + len(chunk)
     value = []
     props = select or ep.default_properties or ()
-    for uid in chunk:
-        state = tenant.user_state(uid)
+    for oid in chunk:
+        state = tenant.object_state(coll_name, oid)
         if isinstance(state, dict):
             value.append({k: state.get(k) for k in props} if props else _strip(state))
         elif isinstance(state, str):
-            value.append({"id": uid, "@removed": {"reason": state}})
+            value.append({"id": oid, "@removed": {"reason": state}})
     body: dict = {"@odata.context": _context(req, select)}
     if next_offset < len(ids):
         payload = {"k": "dpage", "t": tenant.tenant_id, "v": req.version, "p": ep.path, "m": kind,
                    "f": since, "s": upto, "o": next_offset, "e": tenant.delta_epoch, "sel": select_text,
                    "i": req.now, "a": as_of}
+        if top is not None:
+            payload["n"] = top
         body["@odata.nextLink"] = _link(req, {}, "$skiptoken", req.codec.encode(payload))
         body["value"] = value
     else:
         body["value"] = value
-        body["@odata.deltaLink"] = _delta_link(req, upto, select_text)
+        body["@odata.deltaLink"] = _delta_link(req, upto, select_text, top)
     return json_response(200, body)
 
 

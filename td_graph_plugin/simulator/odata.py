@@ -67,6 +67,7 @@ class Clause:
 class ParsedFilter:
     clauses: tuple[Clause, ...] = ()
     event_types: tuple[str, ...] = ()  # from signInEventTypes/any(...)
+    equals: tuple[tuple[str, object], ...] = ()  # `<field> eq '<text>'` / `eq true|false`
 
     def bounds(self, field: str) -> tuple[float | None, float | None, bool, bool, tuple[Clause, ...]]:
         """(low, high, low_inclusive, high_inclusive, clauses on other fields) for ``field``."""
@@ -89,22 +90,25 @@ class ParsedFilter:
 
 
 _AND = re.compile(r"\s+and\s+")
-_COMPARE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_/]*)\s+([A-Za-z]+)\s+(\S+)\s*")
+_COMPARE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_/]*)\s+([A-Za-z]+)\s+('(?:[^']|'')*'|\S+)\s*")
 _ANY = re.compile(
     r"\s*signInEventTypes/any\(\s*([A-Za-z_]\w*)\s*:\s*([A-Za-z_]\w*)\s+eq\s+'([^']*)'\s*\)\s*"
 )
 _OPS = ("eq", "ne", "gt", "ge", "lt", "le")
 
 
-def parse_filter(text: str, time_fields: dict[str, frozenset[str]], event_types: tuple[str, ...] = ()) -> ParsedFilter:
+def parse_filter(text: str, time_fields: dict[str, frozenset[str]], event_types: tuple[str, ...] = (),
+                 eq_fields: frozenset[str] = frozenset()) -> ParsedFilter:
     """Parse ``$filter`` against an endpoint's allowed ``{field: operators}``.
 
-    ``event_types`` non-empty enables the beta ``signInEventTypes/any(...)`` clause.
+    ``event_types`` non-empty enables the beta ``signInEventTypes/any(...)`` clause;
+    ``eq_fields`` accept ``<field> eq '<text>'`` and ``<field> eq true|false``.
     """
     if not text.strip():
         raise ODataError("Invalid filter clause: the $filter expression is empty.")
     clauses: list[Clause] = []
     types: list[str] = []
+    equals: list[tuple[str, object]] = []
     # Parenthesised `or` groups of signInEventTypes are not in the documented grammar here.
     for part in _AND.split(text.strip()):
         m = _ANY.fullmatch(part)
@@ -125,10 +129,21 @@ def parse_filter(text: str, time_fields: dict[str, frozenset[str]], event_types:
         if not m:
             raise ODataError(f"Invalid filter clause: Syntax error at '{part.strip()}'.")
         field, op, literal = m.groups()
+        if field in eq_fields and field not in time_fields:
+            if op != "eq":
+                raise ODataError(f"Invalid filter clause: The operator '{op}' is not supported for property '{field}'. "
+                                 "Supported operators: eq.")
+            if literal.startswith("'") and literal.endswith("'") and len(literal) >= 2:
+                equals.append((field, literal[1:-1].replace("''", "'")))
+            elif literal in ("true", "false"):
+                equals.append((field, literal == "true"))
+            else:
+                raise ODataError(f"Invalid filter clause: Syntax error at position of '{literal}'.")
+            continue
         if field not in time_fields:
             raise ODataError(
                 f"Invalid filter clause: filtering on property '{field}' is not supported. "
-                f"Supported properties: {', '.join(sorted(time_fields))}."
+                f"Supported properties: {', '.join(sorted(set(time_fields) | set(eq_fields))) or 'none'}."
             )
         if op not in _OPS:
             raise ODataError(f"Invalid filter clause: Syntax error: unknown operator '{op}'.")
@@ -154,7 +169,7 @@ def parse_filter(text: str, time_fields: dict[str, frozenset[str]], event_types:
         clauses.append(Clause(field, op, value, literal))
     if len(types) > 1:
         raise ODataError("Invalid filter clause: only one signInEventTypes/any() clause is supported.")
-    return ParsedFilter(tuple(clauses), tuple(types))
+    return ParsedFilter(tuple(clauses), tuple(types), tuple(equals))
 
 
 def parse_top(text: str, max_top: int, error_code: str = "BadRequest") -> int:

@@ -1,9 +1,11 @@
 """Request routing for the simulator: login service vs Graph, and Graph's checks in order.
 
 Graph requests pass, in this order (the order a real service applies them, as far as the
-simulator models it): throttle knob -> bearer token -> page delay -> endpoint row ->
-method -> throttling budget -> app permission -> licence -> query validation and handler.
-Each step answers with Graph's own error body, so a client sees the real failure shapes.
+simulator models it): throttle knob -> bearer token -> page delay -> route (routes.py) or
+endpoint row -> method -> throttling budget -> app permission -> licence -> query validation
+and handler.  Each step answers with Graph's own error body, so a client sees the real
+failure shapes.  ``/_download/reports/...`` (the usage reports' pre-authenticated CSV links)
+needs no token at all.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
-from . import auth
+import orjson
+
+from . import auth, routes
 from .endpoints import lookup
+from .graph_routes import DOWNLOAD_PREFIX, download
 from .handlers import DeltaExpired, GraphRequest, handle
 from .odata import ODataError, encode_query, parse_query
 from .responses import RequestIds, Response, aad_error, graph_error, throttled
@@ -29,7 +34,11 @@ __all__ = ["route"]
 def route(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, body: bytes,
           ids: RequestIds) -> Response:
     if path.startswith("/v1.0/") or path.startswith("/beta/") or path in ("/v1.0", "/beta"):
-        return _graph(sim, method, path, raw_query, headers, ids)
+        return _graph(sim, method, path, raw_query, headers, ids, body)
+    if path.startswith(DOWNLOAD_PREFIX):
+        if method != "GET":
+            return Response(405, b"", {"Allow": "GET"}, "text/plain")
+        return download(sim, path, headers)
     return _login(sim, method, path, headers, body)
 
 
@@ -51,7 +60,8 @@ def _login(sim: "GraphSimulator", method: str, path: str, headers, body: bytes) 
     return aad_error(404, "invalid_request", 900561, f"The endpoint {path} is not served by this simulator.")
 
 
-def _graph(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds) -> Response:
+def _graph(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds,
+           body: bytes = b"") -> Response:
     knob = sim._knobs.throttles.take(path)
     if knob is not None:
         return throttled(knob[0], knob[1], ids)
@@ -59,7 +69,7 @@ def _graph(sim: "GraphSimulator", method: str, path: str, raw_query: str, header
     if problem is not None:
         return problem
     assert tenant is not None
-    resp = _graph_authenticated(sim, method, path, raw_query, headers, ids, tenant, client_id)
+    resp = _graph_authenticated(sim, method, path, raw_query, headers, ids, tenant, client_id, body)
     resp.tenant_id = tenant.tenant_id
     return resp
 
@@ -81,13 +91,20 @@ def _authenticate(sim: "GraphSimulator", headers, ids: RequestIds):
 
 
 def _graph_authenticated(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds,
-                         tenant: "SimTenant", client_id: str) -> Response:
+                         tenant: "SimTenant", client_id: str, body: bytes = b"") -> Response:
     if sim.page_delay > 0:
         sim._stop_event.wait(sim.page_delay)
     version, _, rest = path.lstrip("/").partition("/")
     rest = "/" + rest
+    decoded = unquote(rest)
+    route, match, route_known = routes.match(method, version, decoded)
+    if route is not None:
+        return _routed(sim, route, match, method, version, decoded, raw_query, headers, body, ids, tenant, client_id)
     ep = lookup(version, rest)
     if ep is None:
+        if route_known:
+            return graph_error(405, "Request_BadRequest",
+                               f"The HTTP method '{method}' is not supported on '{decoded}' by the simulator.", ids)
         segment = rest.rstrip("/").rsplit("/", 1)[-1] or version
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{segment}'.", ids)
     if method != "GET":
@@ -125,6 +142,44 @@ def _graph_authenticated(sim: "GraphSimulator", method: str, path: str, raw_quer
                                ids, {"Location": location})
         return graph_error(400, "syncStateNotFound",
                            "The sync state generation is not found or has expired. Start a full synchronization.", ids)
+
+
+def _routed(sim: "GraphSimulator", route: "routes.Route", match, method: str, version: str, path: str, raw_query: str,
+            headers, body: bytes, ids: RequestIds, tenant: "SimTenant", client_id: str) -> Response:
+    if sim.enforce_budgets:
+        cls = route.throttle
+        scope = route.throttle_scope(match) if route.throttle_scope else None
+        ok, retry_after = sim._budgets.check(tenant.tenant_id, client_id, cls, sim.now(), scope=scope)
+        if not ok:
+            return throttled(429, retry_after, ids)
+    for requirement in route.permissions:
+        if not tenant.has_permission(requirement):
+            status, code, message = route.missing_permission
+            return graph_error(status, code, message, ids)
+    if not tenant.has_capability(route.capability):
+        status, code, message = route.unlicensed or (403, "Forbidden", "The tenant is not licensed for this resource.")
+        return graph_error(status, code, message, ids)
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name.lower() if name.startswith("$") else name] = value
+    lower_headers = {k.lower(): v for k, v in headers.items()}
+    parsed = None
+    if body:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            if "json" in lower_headers.get("content-type", "").lower():
+                return graph_error(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type "
+                                                      "header is set and payload is of valid JSON format.", ids)
+    req = routes.SimRequest(method=method, version=version, path=path, query=query, headers=lower_headers, body=body,
+                            json=parsed, tenant=tenant, match=match, sim=sim)
+    token = routes.set_current_ids(ids)
+    try:
+        out = route.handler(req)
+    finally:
+        routes.reset_current_ids(token)
+    status, data, extra, content_type = routes.to_wire(out)
+    return Response(status, data, extra, content_type)
 
 
 def _basic_auth(value: str | None) -> tuple[str, str] | None:

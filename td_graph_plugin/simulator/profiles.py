@@ -40,6 +40,9 @@ SERVICE_PLANS: dict[str, str] = {
     "EXCHANGE_S_STANDARD": "9aaf7827-d63c-4b61-89c3-182f06f82e5c",
     "SHAREPOINTENTERPRISE": "5dbe027f-2339-4123-9542-606e4d348a72",
     "TEAMS1": "57ff2da0-773e-42df-b2af-ffb7a2317929",
+    # Workload ID Premium plans ([O] third-party constants, graph-facts §8).
+    "AAD_WRKLDID_P1": "84c289f0-efcb-486f-8581-07f44fc9efad",
+    "AAD_WRKLDID_P2": "7dc0e92d-bf15-401d-907e-0884efe7c760",
 }
 
 
@@ -63,6 +66,10 @@ class Profile:
     name: str
     skus: tuple[Sku, ...]
     retention_days: int  # sign-ins and directory audits (graph-facts §0.8)
+    # Application permissions a tenant of this profile has NOT been granted (the rest are);
+    # empty = every permission granted.  A licence profile that also models a partial consent.
+    withheld_permissions: frozenset[str] = frozenset()
+    description: str = ""
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -104,10 +111,26 @@ _E1_O365 = Sku(
     (("EXCHANGE_S_STANDARD", "Success"), ("TEAMS1", "Success"), ("INTUNE_O365", "PendingActivation")),
 )
 
+# Microsoft Entra Workload ID Premium, bought separately (E5 does not include it).  The SKU part
+# number is the one third-party licence tables list; its skuId is ASSUMED (not found in a source).
+_WORKLOAD_ID = Sku("Workload_Identities_P2", "a5b0e1f0-3c6b-4c1e-9a57-0d1f8f7b9e21", 25,
+                   (("AAD_WRKLDID_P2", "Success"),))
+
+_RESTRICTED_WITHHELD = frozenset({
+    "SecurityIncident.Read.All", "SecurityIncident.ReadWrite.All",
+    "IdentityRiskEvent.Read.All", "IdentityRiskEvent.ReadWrite.All",
+})
+
 PROFILES: dict[str, Profile] = {
-    "e5": Profile("e5", (_E5,), 30),  # everything but Workload ID Premium
-    "p1": Profile("p1", (_E3_O365, _P1), 30),  # Entra ID P1 only: no P2, Defender, Intune
-    "free": Profile("free", (_E1_O365,), 7),  # nothing premium
+    "e5": Profile("e5", (_E5,), 30, description="Microsoft 365 E5: Entra ID P1+P2, Intune, Defender XDR; "
+                  "not Workload ID Premium (E5 does not include it)"),
+    "all": Profile("all", (_E5, _WORKLOAD_ID), 30, description="E5 plus Workload ID Premium: every capability "
+                   "(the all-licensed tenant: every catalogue source runs)"),
+    "restricted": Profile("restricted", (_E5,), 30, withheld_permissions=_RESTRICTED_WITHHELD,
+                          description="E5 licences, but the app was not granted SecurityIncident.Read.All nor "
+                          "IdentityRiskEvent.Read.All (nor their ReadWrite variants)"),
+    "p1": Profile("p1", (_E3_O365, _P1), 30, description="Office 365 E3 + Entra ID P1: no P2, Defender, Intune"),
+    "free": Profile("free", (_E1_O365,), 7, description="Office 365 E1, Entra ID Free: nothing premium"),
 }
 
 

@@ -20,6 +20,7 @@ import uuid
 
 from . import auth
 from .faults import Budgets, Knobs, parse_fault_kind
+from .graph_routes import DownloadStore
 from .handlers import SnapshotCache
 from .odata import TokenCodec
 from .tenant import SimTenant
@@ -59,6 +60,7 @@ class GraphSimulator:
         self._snapshots = SnapshotCache()
         self._codec = TokenCodec(secrets.token_bytes(32))
         self._page_sizes: dict[str, int] = {}
+        self._downloads = DownloadStore()  # usage reports' pre-authenticated CSV links
         self._stop_event = threading.Event()
         self._conns: set = set()
         self._conns_lock = threading.Lock()
@@ -130,8 +132,15 @@ class GraphSimulator:
     # ------------------------------------------------------------------ tenants
     def add_tenant(self, profile: str = "e5", tenant_id: str | None = None, client_id: str | None = None,
                    client_secret: str | None = None, certificate_pem: str | bytes | None = None, seed: int = 0,
-                   volumes: dict | None = None) -> SimTenant:
-        """A tenant with an app registration (secret and optional certificate) and generated data."""
+                   volumes: dict | None = None, permissions=None) -> SimTenant:
+        """A tenant with an app registration (secret and optional certificate) and generated data.
+
+        ``profile``: a licence profile of ``profiles.PROFILES`` (``all`` = every capability,
+        ``e5`` = realistic E5, ``restricted`` = E5 with two permissions not granted, ``p1``,
+        ``free``).  ``permissions``: the app permissions granted (an iterable of names); None =
+        all of them (or, for ``restricted``, all but the withheld ones).  ``volumes``: object
+        counts, see ``tenant.DEFAULT_VOLUMES``.
+        """
         with self._tenant_lock:
             tid = tenant_id or str(uuid.uuid4())
             if tid.lower() in self._tenants:
@@ -139,7 +148,7 @@ class GraphSimulator:
             tenant = SimTenant(
                 self, profile=profile, tenant_id=tid, client_id=client_id or str(uuid.uuid4()),
                 client_secret=client_secret or _random_secret(), certificate_pem=certificate_pem, seed=seed,
-                index=len(self._tenants),
+                index=len(self._tenants), permissions=permissions,
             )
             tenant.populate(volumes)
             self._tenants[tid.lower()] = tenant
@@ -206,7 +215,10 @@ class GraphSimulator:
         self._knobs.empty_pages.add(path_prefix, count, True)
 
     def set_page_size(self, path: str, size: int | None) -> None:
-        """Default page size (when the client sends no $top) for an endpoint path, e.g. "/users/delta"."""
+        """Default page size (when the client sends no $top) for an endpoint path, e.g. "/users/delta".
+
+        Paged routes use a key without ids: "/servicePrincipals/appRoleAssignments",
+        "/security/incidents/alerts"."""
         key = path.lower()
         if size is None:
             self._page_sizes.pop(key, None)

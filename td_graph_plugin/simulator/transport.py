@@ -42,6 +42,7 @@ class RequestRecord:
     has_authorization: bool
     authorization_scheme: str | None
     time: float
+    fault: str | None = None  # the injected fault that mangled/dropped this answer (reset, truncated, ...)
 
 
 class SimServer(ThreadingHTTPServer):
@@ -122,20 +123,20 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             display_query = {}
 
-        def record(status: int, tenant_id: str | None) -> None:
+        def record(status: int, tenant_id: str | None, fault_kind: str | None = None) -> None:
             sim._record(RequestRecord(self.command, path, display_query, status, tenant_id,
-                                      authz is not None, scheme, time.time()))
+                                      authz is not None, scheme, time.time(), fault_kind))
 
         fault = sim._knobs.faults.take(path)
         if fault is not None:
             kind, seconds = fault
             if kind == "stall":
-                record(0, None)
+                record(0, None, "stall")
                 sim._stop_event.wait()
                 self.close_connection = True
                 return
             if kind == "reset":
-                record(0, None)
+                record(0, None, "reset")
                 self._reset()
                 return
             if kind == "slow":
@@ -150,10 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
             resp = graph_error(500, "generalException", f"Simulator error: {type(exc).__name__}", ids)
         if fault is not None and fault[0] in ("truncated", "short_read", "not_json"):
             self._write_mangled(fault[0], resp, ids)
-            record(200, resp.tenant_id)
+            record(200, resp.tenant_id, fault[0])
             return
         self._write(resp, ids)
-        record(resp.status, resp.tenant_id)
+        record(resp.status, resp.tenant_id, fault[0] if fault is not None else None)
 
     def _headers_common(self, ids: RequestIds) -> None:
         self.send_header("request-id", ids.request_id)
