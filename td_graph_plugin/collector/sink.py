@@ -19,7 +19,11 @@ __all__ = ["Sink", "SyncSink"]
 
 class Sink(Protocol):
     def deliver(self, lines: Sequence[bytes], commit: Commit, committed: Callable[[], None]) -> None:
-        """Hand ``lines`` downstream; commit ``commit`` only once they are accepted."""
+        """Hand ``lines`` downstream; commit ``commit`` only once they are accepted.
+
+        Must not return before the commit is visible in the state store (or raise): the
+        collectors read their own state between pages (dedup keys, hashes, sweeps).
+        """
 
 
 class SyncSink:
