@@ -7,8 +7,6 @@ import threading
 from datetime import datetime, timezone
 
 import orjson
-import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -146,4 +146,4 @@ def test_doc_describes_every_panel(dashboard):
     titles = {p["title"] for p in query_panels(dashboard)}
     assert titles <= described, f"panels missing from docs/dashboard.md: {titles - described}"
     for name in ("tenant", "source"):
-        assert f"label_values(td_graph_source_state" in doc and name.capitalize() in doc
+        assert "label_values(td_graph_source_state" in doc and name.capitalize() in doc

@@ -114,7 +114,9 @@ def test_sigterm_stops_cleanly_with_state_saved(sim, tmp_path):
     tenant = sim.add_tenant(profile="e5", volumes={"sign_ins": 20000})
     sim.page_delay = 0.25  # 20 pages: ~5 s, so SIGTERM lands mid-backfill even on a loaded machine
     out = tmp_path / "records.ndjson"
-    cfg = write_config(sim, tenant, tmp_path, output=str(out), sources=["audit_logs.sign_ins"])
+    # lookback beyond the generated 24 h: events at the far edge must not age out between runs
+    cfg = write_config(sim, tenant, tmp_path, output=str(out), sources=["audit_logs.sign_ins"],
+                       settings={"audit_logs.sign_ins": {"lookback": "25h"}})
     proc = subprocess.Popen([sys.executable, "-m", "td_graph_plugin.cli.main", "run", "-c", cfg],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(tenant))
     deadline = time.monotonic() + 60

@@ -68,7 +68,7 @@ class Boom(Exception):
     pass
 
 
-def test_file_output_truncates_uncommitted_tail(tmp_path):
+def test_file_output_without_adopter_truncates_uncommitted_tail(tmp_path):
     state = StateStore(str(tmp_path / "s.db"))
     out_path = tmp_path / "records.ndjson"
     sink = SyncSink(FileOutput(str(out_path)), state)
@@ -94,3 +94,47 @@ def test_file_output_missing_folder_is_clear(tmp_path):
 
     with pytest.raises(OutputError, match="does not exist"):
         FileOutput(str(tmp_path / "nope" / "x.ndjson")).open(None)
+
+
+def test_uncommitted_tail_is_adopted_not_cut(tmp_path, catalogue):
+    """kill -9 between write and checkpoint: the file keeps the records (a tailer never sees
+    it shrink) and the state adopts their keys so they are not written again."""
+    import orjson
+
+    from td_graph_plugin.config import parse_config
+    from td_graph_plugin.outputs.recovery import make_adopter
+
+    config = parse_config({"tenants": [{"name": "t", "tenant_id": "00000000-0000-0000-0000-000000000001",
+                                        "client_id": "11111111-1111-1111-1111-111111111111", "client_secret": "x"}],
+                           "state": {"path": str(tmp_path / "s.db")}}, env={})
+    state = StateStore(str(tmp_path / "s.db"))
+    out_path = tmp_path / "records.ndjson"
+    sink = SyncSink(FileOutput(str(out_path)), state)
+    sink.open()
+    sink.deliver([b'{"tenant":"t","source":"audit_logs.sign_ins","id":"a","event_time":"2026-11-26T10:00:00Z","data":{"id":"a"}}\n'],
+                 Commit("t", "audit_logs.sign_ins", cursor={"done": None}), lambda: None)
+    committed_size = out_path.stat().st_size
+    tail = [
+        {"tenant": "t", "source": "audit_logs.sign_ins", "id": "b", "event_time": "2026-11-26T10:01:00Z", "data": {"id": "b"}},
+        {"tenant": "t", "source": "security.alerts_v2", "id": "al", "event_time": "2026-11-26T10:01:00Z",
+         "data": {"id": "al", "lastUpdateDateTime": "2026-11-26T10:01:00Z"}},
+        {"tenant": "t", "source": "directory.users", "id": "u1", "event_time": None, "data": {"id": "u1", "displayName": "U"}},
+    ]
+    sink.output.write([orjson.dumps(r) + b"\n" for r in tail] + [b'{"tenant":"t","sour'])  # torn last line
+    sink.close()
+    state.close()
+
+    state = StateStore(str(tmp_path / "s.db"))
+    sink = SyncSink(FileOutput(str(out_path)), state, adopt=make_adopter(config, catalogue))
+    sink.open()
+    data = out_path.read_bytes()
+    assert data.endswith(b"\n") and data.count(b"\n") == 4, "complete records kept, torn line cut"
+    assert out_path.stat().st_size > committed_size
+    assert state.output_position(sink.output.name) == out_path.stat().st_size
+    assert state.seen_keys("t", "audit_logs.sign_ins", ["b"]) == {"b"}
+    assert state.seen_keys("t", "security.alerts_v2", ["al|2026-11-26T10:01:00Z"]) == {"al|2026-11-26T10:01:00Z"}
+    from td_graph_plugin.collector.inventory import content_hash
+
+    assert state.object_hashes("t", "directory.users", ["u1"]) == {"u1": content_hash({"id": "u1", "displayName": "U"})}
+    sink.close()
+    state.close()

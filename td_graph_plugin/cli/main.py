@@ -93,6 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..logsetup import setup_logging
     from ..observability import ProgressDisplay, start_metrics_server
     from ..outputs import output_from_config
+    from ..outputs.recovery import make_adopter
     from ..runtime import build_runtime, load_validated
 
     config, pm, catalogue = load_validated(args.config)
@@ -111,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sinks: list[SyncSink] = []
 
     def make_sink(state):  # type: ignore[no-untyped-def]
-        sink = SyncSink(output, state)
+        sink = SyncSink(output, state, adopt=make_adopter(config, catalogue))
         sinks.append(sink)
         return sink
 

@@ -8,6 +8,7 @@ acknowledgements (syslog-ng) provide their own sink that commits from the ack ca
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable, Protocol, Sequence
 
@@ -15,6 +16,8 @@ from ..outputs.base import Output
 from ..state import Commit, StateStore
 
 __all__ = ["Sink", "SyncSink"]
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -27,16 +30,27 @@ class Sink(Protocol):
 
 
 class SyncSink:
-    def __init__(self, output: Output, state: StateStore) -> None:
+    """``adopt(state, lines, (name, position))`` takes over records an output recovered after
+    a crash (written, never checkpointed) so they are not collected and written again."""
+
+    def __init__(self, output: Output, state: StateStore, adopt: Callable[..., int] | None = None) -> None:
         self.output = output
         self.state = state
+        self.adopt = adopt
         self._lock = threading.Lock()
 
     def open(self) -> None:
         self.output.open(self.state.output_position(self.output.name))
         position = getattr(self.output, "position", None)
-        if position is not None:
-            self.state.set_output_position(self.output.name, position)
+        if position is None:
+            return
+        recovered = getattr(self.output, "recovered", None)
+        if recovered and self.adopt is not None:
+            self.adopt(self.state, recovered, (self.output.name, position))
+        else:
+            if recovered:
+                self.output.discard_recovered()  # type: ignore[attr-defined]
+            self.state.set_output_position(self.output.name, self.output.position)  # type: ignore[attr-defined]
 
     def deliver(self, lines: Sequence[bytes], commit: Commit, committed: Callable[[], None]) -> None:
         with self._lock:

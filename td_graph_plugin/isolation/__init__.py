@@ -19,7 +19,7 @@ steps), ``audit`` (state + pipeline record), ``report`` (human text), ``plugin``
 """
 
 from .actions import IsolationService, requesting_user
-from .audit import PipelineEmitter, active_isolation
+from .audit import FeedFlusher, active_isolation
 from .model import DEFAULT_STEPS, OUTCOMES, WRITE_STEPS, ActionResult, StepResult, Target, normalise_steps
 from .plugin import PLUGIN_NAME, IsolationPlugin, register_builtin
 from .report import render
@@ -29,7 +29,7 @@ __all__ = [
     "IsolationPlugin",
     "PLUGIN_NAME",
     "register_builtin",
-    "PipelineEmitter",
+    "FeedFlusher",
     "ActionResult",
     "StepResult",
     "Target",

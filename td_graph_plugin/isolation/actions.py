@@ -565,8 +565,8 @@ class IsolationService:
             try:
                 data, prid = graph_get(client, f"/users/{target.id}", {"$select": "id,passwordProfile"})
                 flag = (data.get("passwordProfile") or {}).get("forceChangePasswordNextSignIn")
-            except TdGraphError as exc:
-                flag, prid = None, getattr(exc, "request_id", None)
+            except TdGraphError:
+                flag = None
             result.after["forceChangePasswordNextSignIn"] = flag
             if flag is True:
                 checks.append("forceChangePasswordNextSignIn=true")

@@ -13,15 +13,13 @@ import logging
 import threading
 from typing import Any, Callable, Iterable
 
-import orjson
-
 from ..collector.context import make_record
 from ..config.model import TenantConfig
-from ..state import Commit, StateStore
+from ..state import StateStore
 from .model import STEP_OK, ActionResult
 from .resolve import SOURCE
 
-__all__ = ["build_record", "store_and_emit", "active_isolation", "PipelineEmitter", "FeedFlusher", "Emit"]
+__all__ = ["build_record", "store_and_emit", "active_isolation", "FeedFlusher", "Emit"]
 
 log = logging.getLogger("td_graph_plugin.isolation")
 
@@ -97,49 +95,6 @@ def chain_did(chain: list[dict[str, Any]], step: str) -> dict[str, Any] | None:
     return None
 
 
-class PipelineEmitter:
-    """Writes audit records with the configured output, keeping the file output's committed
-    offset consistent (``SyncSink`` + a ``Commit`` for source ``td_graph.isolation``)."""
-
-    def __init__(self, output: Any, state: StateStore, metrics: Any = None) -> None:
-        from ..collector.sink import SyncSink
-
-        self.sink = SyncSink(output, state)
-        self.metrics = metrics
-        self._opened = False
-        self._lock = threading.Lock()
-
-    def open(self) -> "PipelineEmitter":
-        with self._lock:
-            if not self._opened:
-                self.sink.open()
-                self._opened = True
-        return self
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        self.open()
-        line = orjson.dumps(record) + b"\n"
-        commit = Commit(
-            tenant=record["tenant"],
-            source=SOURCE,
-            cursor={"last_action_id": record["id"], "at": record.get("event_time")},
-            success=True,
-        )
-        metrics, tenant = self.metrics, record["tenant"]
-
-        def committed() -> None:
-            if metrics is not None:
-                metrics.committed(tenant, SOURCE, 1, None)
-
-        self.sink.deliver([line], commit, committed)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._opened:
-                self.sink.close()
-                self._opened = False
-
-
 class FeedFlusher:
     """After an action is stored: if no collector holds the state database, emit the
     tenant's pending audit records now through the configured output (the same feed the
@@ -167,7 +122,11 @@ class FeedFlusher:
             self.deferred = True
             log.info("the running collector emits audit record %s into the pipeline", record["id"])
             return
-        sink = SyncSink(output_from_config(self.config), state)
+        from ..outputs.recovery import make_adopter
+        from ..plugins import create_plugin_manager, load_catalogue
+
+        catalogue = load_catalogue(create_plugin_manager(hooks_dir=self.config.hooks_dir))
+        sink = SyncSink(output_from_config(self.config), state, adopt=make_adopter(self.config, catalogue))
         try:
             sink.open()
             run = SourceRun(

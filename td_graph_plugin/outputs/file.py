@@ -1,8 +1,10 @@
 """NDJSON file output that holds each record exactly once across kill -9 and restart.
 
 The byte offset after each page is committed in the same state transaction as the page's
-checkpoint.  On start the file is truncated back to the committed offset: bytes past it belong
-to pages whose checkpoint never committed, and those pages are collected again.
+checkpoint.  On start, complete records past that offset (pages whose checkpoint never
+committed) are kept and handed to the sink as ``recovered`` so their keys are adopted into the
+state (see ``outputs.recovery``) — the file never shrinks under a tailer such as Filebeat.
+Only an incomplete last line is cut: no tailer reads a line before its newline.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class FileOutput:
         self.name = "file:" + self.path
         self._fh = None
         self._pos = 0
+        self.recovered: list[bytes] = []
 
     def open(self, committed_position: int | None) -> None:
         folder = os.path.dirname(self.path)
@@ -36,14 +39,16 @@ class FileOutput:
         size = fh.seek(0, os.SEEK_END)
         if committed_position is None:
             committed_position = size  # a file we never wrote: keep what is there
+        self.recovered = []
+        self._committed = committed_position
         if size > committed_position:
-            log.warning(
-                "output file %s: dropping %d bytes written after the last checkpoint; "
-                "those records are collected again",
-                self.path,
-                size - committed_position,
-            )
-            fh.truncate(committed_position)
+            fh.seek(committed_position)
+            tail = fh.read()
+            complete, _, partial = tail.rpartition(b"\n")
+            if partial:
+                log.warning("output file %s: cutting an incomplete last line (%d bytes)", self.path, len(partial))
+                fh.truncate(committed_position + (len(complete) + 1 if complete or tail.startswith(b"\n") else 0))
+            self.recovered = [line + b"\n" for line in complete.split(b"\n") if line.strip()] if complete else []
         elif size < committed_position:
             log.warning(
                 "output file %s is shorter than the committed offset (%d < %d): it was rotated "
@@ -54,6 +59,15 @@ class FileOutput:
             )
         self._pos = fh.seek(0, os.SEEK_END)
         self._fh = fh
+
+    def discard_recovered(self) -> None:
+        """Cut the recovered tail instead (no adopter: those pages are collected again)."""
+        if self._fh is not None and self.recovered:
+            log.warning("output file %s: dropping %d records written after the last checkpoint; "
+                        "they are collected again", self.path, len(self.recovered))
+            self._fh.truncate(self._committed)
+            self._pos = self._fh.seek(0, os.SEEK_END)
+            self.recovered = []
 
     @property
     def position(self) -> int:
