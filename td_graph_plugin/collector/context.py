@@ -35,7 +35,18 @@ def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
     except TypeError:
         import json
 
-        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"), default=str).encode()
+        return json.dumps(_finite(value), ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"), default=str).encode()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null, as orjson writes them (the stdlib would write invalid JSON)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass
