@@ -22,11 +22,18 @@ def utcnow() -> datetime:
 def parse_time(value: object) -> datetime | None:
     """A timezone-aware UTC datetime, or None when the value is missing or malformed.
 
-    Graph sends up to seven fractional digits (more than ``fromisoformat`` takes on 3.10),
-    offsets such as ``-08:00`` (Intune examples) and, in one documented example, a stray ``)``.
+    Graph sends up to seven fractional digits (more than ``fromisoformat`` takes), offsets such
+    as ``-08:00`` (Intune examples) and, in one documented example, a stray ``)``.  The common
+    forms take ``fromisoformat`` (C, ~8x faster); the rest the regular expression.
     """
     if not isinstance(value, str):
         return None
+    if _FAST.match(value):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return dt.replace(tzinfo=UTC) if dt.utcoffset() == _ZERO else dt.astimezone(UTC)
     m = _TS.match(value)
     if not m:
         return None
@@ -45,6 +52,13 @@ def parse_time(value: object) -> datetime | None:
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         dt = dt - sign * offset
     return dt
+
+
+# Forms fromisoformat reads exactly like the regex: 0, 3 or 6 fraction digits, Z or +hh:mm.
+_FAST = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d{2}:\d{2})$")
+_ZERO = timedelta(0)
+# Graph timestamps that are already in the envelope's form and can be passed through as is.
+CANONICAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$")
 
 
 def format_time(dt: datetime | None) -> str | None:

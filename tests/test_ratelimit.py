@@ -46,8 +46,8 @@ def test_sixth_identity_reports_request_waits(clock):
     assert clock.sleeps == []
     rl.acquire("identity_reports")
     assert len(clock.sleeps) == 1
-    # 5 per 10 s with a 90 % margin: the window is stretched to 10/0.9 s.
-    assert clock.sleeps[0] == pytest.approx(10 / 0.9)
+    # 5 per 10 s, the window stretched by its guard (5%, at most 0.25 s): 10.25 s.
+    assert clock.sleeps[0] == pytest.approx(10.25)
     # Other classes are not affected.
     rl.acquire("security")
     assert len(clock.sleeps) == 1
@@ -58,7 +58,7 @@ def test_sliding_window_frees_slots_over_time(clock):
     for _ in range(5):
         rl.acquire("identity_reports")
         clock.t += 1.0
-    assert rl.delay("identity_reports") == pytest.approx(10 / 0.9 - 5)
+    assert rl.delay("identity_reports") == pytest.approx(10.25 - 5)
     clock.t += 10
     assert rl.delay("identity_reports") == 0
     for _ in range(3):
@@ -71,7 +71,7 @@ def test_identity_protection_one_per_second(clock):
     start = clock.t
     for _ in range(4):
         rl.acquire("identity_protection")
-    assert clock.t - start == pytest.approx(3 / 0.9)
+    assert clock.t - start == pytest.approx(3 * 1.05)  # 1 per 1 s, guard 5%
 
 
 def test_penalize_holds_the_class(clock):
@@ -150,7 +150,7 @@ def test_release_without_cap_is_noop(clock):
 
 
 def test_custom_budgets_and_unknown_class(clock):
-    rl = RateLimiter({"security": Budget(2, 10.0), "mine": (1, 5.0)}, clock=clock.now, sleep=clock.sleep, margin=1.0)
+    rl = RateLimiter({"security": Budget(2, 10.0), "mine": (1, 5.0)}, clock=clock.now, sleep=clock.sleep, guard=0.0)
     rl.acquire("security")
     rl.acquire("security")
     rl.acquire("security")
@@ -164,7 +164,7 @@ def test_custom_budgets_and_unknown_class(clock):
 
 def test_thread_safety_never_exceeds_budget():
     # Real threads, a real (tiny) window: at most `limit` grants per window.
-    rl = RateLimiter({"t": Budget(3, 0.2)}, margin=1.0)
+    rl = RateLimiter({"t": Budget(3, 0.2)}, guard=0.0)
     grants: list[float] = []
     lock = threading.Lock()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import datetime, timezone
 
 import pytest
 
@@ -57,10 +58,11 @@ def test_commit_is_atomic_with_output_offset(tmp_path):
     s = StateStore(str(tmp_path / "s.db"))
     s.commit(Commit("t", "src", cursor={"done": "x"}, seen=[("a", 1.0), ("b", 2.0)]), output=("file:/o", 42))
     assert s.cursor("t", "src") == {"done": "x"}
-    assert s.seen_keys("t", "src", ["a", "b", "c"]) == {"a", "b"}
+    assert s.seen_keys("t", "src", [("a", 1.0), ("b", 2.0), ("c", 2.0)]) == {"a", "b"}
+    assert s.seen_keys("t", "src", [("a", 2.0)]) == set(), "a key is matched with its event time"
     assert s.output_position("file:/o") == 42
     s.commit(Commit("t", "src", cursor={"done": "y"}, prune_seen_before=1.5))
-    assert s.seen_keys("t", "src", ["a", "b"]) == {"b"}
+    assert s.seen_keys("t", "src", [("a", 1.0), ("b", 2.0)]) == {"b"}
     s.close()
 
 
@@ -131,10 +133,35 @@ def test_uncommitted_tail_is_adopted_not_cut(tmp_path, catalogue):
     assert data.endswith(b"\n") and data.count(b"\n") == 4, "complete records kept, torn line cut"
     assert out_path.stat().st_size > committed_size
     assert state.output_position(sink.output.name) == out_path.stat().st_size
-    assert state.seen_keys("t", "audit_logs.sign_ins", ["b"]) == {"b"}
-    assert state.seen_keys("t", "security.alerts_v2", ["al|2026-11-26T10:01:00Z"]) == {"al|2026-11-26T10:01:00Z"}
+    t = datetime(2026, 11, 26, 10, 1, tzinfo=timezone.utc).timestamp()
+    assert state.seen_keys("t", "audit_logs.sign_ins", [("b", t)]) == {"b"}
+    assert state.seen_keys("t", "security.alerts_v2", [("al|2026-11-26T10:01:00Z", t)]) == {"al|2026-11-26T10:01:00Z"}
     from td_graph_plugin.collector.inventory import content_hash
 
     assert state.object_hashes("t", "directory.users", ["u1"]) == {"u1": content_hash({"id": "u1", "displayName": "U"})}
     sink.close()
     state.close()
+
+
+def test_v1_state_is_migrated_without_losing_dedup_keys(tmp_path):
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE checkpoints (tenant TEXT NOT NULL, source TEXT NOT NULL, cursor TEXT NOT NULL,
+            updated_at REAL NOT NULL, last_success REAL, newest_event REAL, PRIMARY KEY (tenant, source));
+        CREATE TABLE seen (tenant TEXT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, event_time REAL NOT NULL,
+            PRIMARY KEY (tenant, source, key)) WITHOUT ROWID;
+        CREATE INDEX seen_by_time ON seen (tenant, source, event_time);
+        INSERT INTO seen VALUES ('t', 'src', 'a', 1.0), ('t', 'src', 'b', 2.0), ('u', 'src', 'a', 1.0);
+    """)
+    db.commit()
+    db.close()
+    s = StateStore(str(path))
+    try:
+        assert s.seen_keys("t", "src", [("a", 1.0), ("b", 2.0)]) == {"a", "b"}
+        assert s.seen_keys("u", "src", [("a", 1.0), ("b", 2.0)]) == {"a"}
+        assert s.count("seen", "t", "src") == 2
+    finally:
+        s.close()

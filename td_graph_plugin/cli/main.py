@@ -98,6 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config, pm, catalogue = load_validated(args.config)
     setup_logging(args.log_level or config.log_level)
+    _tune_gc()
     tenants, sources = _split(args.tenants), _split(args.sources)
     known_tenants = {t.name for t in config.tenants}
     for t in tenants or ():
@@ -158,6 +159,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for sink in sinks:
             sink.close()
         runtime.close()
+
+
+def _tune_gc() -> None:
+    """Records are acyclic dicts made and dropped per page: a collector pass every 700
+    allocations (the default) costs ~10% of throughput for nothing. Start-up objects are
+    frozen out of the collector's way; cycles are still collected, just less often."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _install_signals(stop: threading.Event) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..state import Commit
-from ..timeutil import filter_literal, format_time, parse_time, to_epoch
+from ..timeutil import CANONICAL, filter_literal, format_time, parse_time, to_epoch
 from .context import SourceRun, make_record
 
 __all__ = ["collect_window", "build_time_filter"]
@@ -88,7 +88,7 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     id_field, time_field, version_field = spec.id_field, spec.time_field, spec.version_field
 
     for page in run.pages(run.url(), params):
-        keyed: list[tuple[str, dict[str, Any], datetime | None]] = []
+        keyed: list[tuple[str, float, dict[str, Any], datetime | None, Any]] = []
         for item in page.items:
             if not isinstance(item, dict):
                 run.skip_bad(f"not a JSON object: {type(item).__name__}")
@@ -97,20 +97,24 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             if not isinstance(obj_id, str) or not obj_id:
                 run.skip_bad(f"no {id_field!r}")
                 continue
-            ts = parse_time(item.get(time_field))
+            raw_ts = item.get(time_field)
+            ts = parse_time(raw_ts)
             version = item.get(version_field) if version_field else None
             key = f"{obj_id}|{version}" if version is not None else obj_id
-            keyed.append((key, item, ts))
-        already = state.seen_keys(tenant, spec.name, {k for k, _, _ in keyed}) if keyed else set()
+            # A key is stored with its event time; an item without one (malformed) with the
+            # window's upper bound, which a resumed window looks it up with again.
+            keyed.append((key, ts.timestamp() if ts is not None else upper_epoch, item, ts, raw_ts))
+        already = state.seen_keys(tenant, spec.name, [(k, t) for k, t, _, _, _ in keyed]) if keyed else set()
         records, seen, newest = [], [], None
         batch: set[str] = set()
-        for key, item, ts in keyed:
+        for key, epoch, item, ts, raw_ts in keyed:
             if key in already or key in batch:
                 continue
             batch.add(key)
-            event_epoch = to_epoch(ts)
-            seen.append((key, event_epoch if event_epoch is not None else upper_epoch))
-            records.append(make_record(run.tenant, spec.name, item[id_field], format_time(ts), collected_at, item))
+            seen.append((key, epoch))
+            # Graph's own string when it is already canonical UTC (most are): no re-formatting.
+            event_time = raw_ts if ts is not None and CANONICAL.match(raw_ts) else format_time(ts)
+            records.append(make_record(run.tenant, spec.name, item[id_field], event_time, collected_at, item))
             if ts is not None and (newest is None or ts > newest):
                 newest = ts
         run.note_event_time(newest)

@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import shutil
+import ssl
 import tempfile
 import threading
 from typing import Any
@@ -140,11 +141,46 @@ class TenantSession(requests.Session):
         }
 
 
+_contexts: dict[str, ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def _ssl_context(ca_path: str) -> ssl.SSLContext:
+    """One verifying context per CA bundle, loaded once: handing urllib3 the bundle's path
+    instead makes it parse the whole file again for every new connection (~35 ms of CPU)."""
+    with _contexts_lock:
+        ctx = _contexts.get(ca_path)
+        if ctx is None:
+            ctx = ssl.create_default_context(cafile=ca_path)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.check_hostname = True
+            _contexts[ca_path] = ctx
+        return ctx
+
+
+class _VerifiedAdapter(HTTPAdapter):
+    """Always verifies https with the preloaded context of the session's CA bundle."""
+
+    def __init__(self, ca_path: str, **kwargs: Any) -> None:
+        self._ssl_context = _ssl_context(ca_path)
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host_params.get("scheme") == "https":
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
+            pool_kwargs["ssl_context"] = self._ssl_context
+        return host_params, pool_kwargs
+
+
 def build_session(tenant: TenantConfig, http: HttpConfig, *, pool_size: int = 16) -> TenantSession:
     """The tenant's pooled session (``pool_size`` >= the number of concurrent workers)."""
     ca_path = combined_ca_bundle(tenant.ca_bundle, tenant=tenant.name)
     session = TenantSession(ca_path, tenant.proxy)
-    adapter = HTTPAdapter(
+    adapter = _VerifiedAdapter(
+        ca_path,
         pool_connections=4,
         pool_maxsize=max(1, pool_size),
         # total=0: no automatic retries; read=False re-raises read timeouts as such

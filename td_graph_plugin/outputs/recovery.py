@@ -75,13 +75,15 @@ def _commit_for(config: Config, catalogue: Catalogue, state: StateStore, tenant:
         return None
     spec = catalogue[source]
     if spec.mode == "window":
-        now = time.time()
+        # A record without an event time was keyed with its window's upper bound.
+        active = cursor.get("active") or {}
+        fallback = to_epoch(parse_time(active.get("upper"))) or time.time()
         seen = []
         for r in records:
             data = r.get("data") or {}
             version = data.get(spec.version_field) if spec.version_field else None
             key = f"{r['id']}|{version}" if version is not None else str(r["id"])
-            seen.append((key, to_epoch(parse_time(r.get("event_time"))) or now))
+            seen.append((key, to_epoch(parse_time(r.get("event_time"))) or fallback))
         return Commit(tenant, source, cursor=cursor, seen=seen)
     gen = int(cursor.get("gen", 0))
     upserts, deletes = [], []

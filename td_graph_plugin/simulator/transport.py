@@ -62,6 +62,9 @@ class SimServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle on, a small response waits ~40 ms
+    # for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "Microsoft-HTTPAPI/2.0"
     sys_version = ""
     timeout = 120  # idle keep-alive connections end eventually
