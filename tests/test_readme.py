@@ -31,3 +31,24 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     assert commands[1] == "bash scripts/test.sh"
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as fh:
         assert "exec bash scripts/test.sh\n" in fh.read()
+
+
+def test_host_snippets_in_readme_are_the_conf_files():
+    """Each README snippet names its conf/ file on its first line; every line must be in it."""
+    text = readme()
+    blocks = re.findall(r"```[a-z]*\n# (conf/[^\s]+)[^\n]*\n(.*?)```", text, re.S)
+    assert len(blocks) >= 6
+    for path, body in blocks:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
+            conf = fh.read()
+        for line in body.splitlines():
+            if line.strip() and not line.lstrip().startswith(("source s_graph", "log {")):
+                assert line.rstrip() in conf, f"README line {line!r} is not in {path}"
+
+
+def test_readme_metric_table_is_the_contract():
+    from td_graph_plugin.metrics import EXPORTED_METRICS
+
+    text = readme()
+    for name in EXPORTED_METRICS:
+        assert f"`{name}`" in text
