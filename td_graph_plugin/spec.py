@@ -59,6 +59,9 @@ class SourceSpec:
     :param max_page_size: the endpoint's documented maximum; a setting above it is refused.
     :param pager: a custom page iterator ``pager(client, spec, url, params) -> Iterator[list]``
         for endpoints that do not answer JSON pages (CSV reports).
+    :param related: ``{field: path with {id}}`` collections fetched per object and attached under
+        ``field`` when the source's ``fetch_alerts`` setting is on — for incidents, whose
+        ``$expand=alerts`` with a ``$filter`` fails on large tenants.
     """
 
     name: str
@@ -88,6 +91,7 @@ class SourceSpec:
     clouds: Sequence[str] = _CLOUDS
     description: str = ""
     pager: Callable[..., Any] | None = None
+    related: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
@@ -137,6 +141,10 @@ class SourceSpec:
         object.__setattr__(self, "clouds", tuple(self.clouds))
         object.__setattr__(self, "params", dict(self.params or {}))
         object.__setattr__(self, "headers", dict(self.headers or {}))
+        object.__setattr__(self, "related", dict(self.related or {}))
+        bad_related = [p for p in self.related.values() if "{id}" not in p or not p.startswith("/")]
+        if bad_related:
+            problems.append(f"related paths must start with '/' and contain {{id}}: {bad_related}")
         bad_clouds = [c for c in self.clouds if c not in _CLOUDS]
         if bad_clouds:
             problems.append(f"clouds has unknown names {bad_clouds}")

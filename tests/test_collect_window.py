@@ -212,3 +212,30 @@ def test_keys_at_the_floored_lower_bound_are_not_pruned(catalogue, state):
     collect_window(make_run(spec, client, state, out, clock, lookback=timedelta(hours=1)))
     assert "11:43:00Z" in client.calls[-1]["params"]["$filter"]
     assert ids(out) == ["edge"]
+
+
+def test_incident_alerts_fetched_separately_only_when_configured(catalogue, state):
+    spec = catalogue["security.incidents"]
+    incident = {"id": "42", "lastUpdateDateTime": format_time(T0 - timedelta(minutes=40))}
+
+    class Client(FakeWindowClient):
+        def pages(self, url, **kw):
+            if url.endswith("/security/incidents/42/alerts"):
+                self.calls.append({"url": url, "params": {}, "headers": dict(kw.get("headers") or {})})
+                from tests.fakes import FakePage
+
+                return iter([FakePage([{"id": "a1"}], next_link="x"), FakePage([{"id": "a2"}])])
+            return super().pages(url, **kw)
+
+    client = Client([incident])
+    out = ListOutput()
+    collect_window(make_run(spec, client, state, out, Clock(T0)))
+    assert "alerts" not in orjson.loads(out.lines[0])["data"]
+    assert all("$expand" not in c["params"] for c in client.calls)
+    assert all(c["params"].get("$top") == "50" for c in client.calls)
+    client2, out2 = Client([dict(incident, id="42")]), ListOutput()
+    state.reset_source("contoso", spec.name)
+    collect_window(make_run(spec, client2, state, out2, Clock(T0), fetch_alerts=True))
+    data = orjson.loads(out2.lines[0])["data"]
+    assert [a["id"] for a in data["alerts"]] == ["a1", "a2"]
+    assert all("$expand" not in c["params"] for c in client2.calls)

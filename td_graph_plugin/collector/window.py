@@ -117,6 +117,8 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             records.append(make_record(run.tenant, spec.name, item[id_field], event_time, collected_at, item))
             if ts is not None and (newest is None or ts > newest):
                 newest = ts
+        if records and spec.related and run.settings.fetch_alerts:
+            _attach_related(run, records)
         run.note_event_time(newest)
         run.deliver(records, Commit(tenant, spec.name, cursor=cursor, seen=seen, newest_event=to_epoch(newest)))
         if run.stopping and page.next_link:
@@ -138,3 +140,18 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
         lambda: run.metrics.checkpoint(tenant, spec.name, new_done),
     )
     return True
+
+
+def _attach_related(run: SourceRun, records: list[dict[str, Any]]) -> None:
+    """Fetch each new object's related collections (incident -> its alerts) and attach them,
+    in the shape ``$expand`` would have given: ``data[field] = [...]``."""
+    spec = run.spec
+    for record in records:
+        for name, template in spec.related.items():
+            url = run.client.url(spec.version, template.replace("{id}", record["id"]))
+            items: list[Any] = []
+            for page in run.client.pages(
+                url, headers=dict(spec.headers) or None, source=spec.name, throttle_class=spec.throttle_class
+            ):
+                items.extend(page.items)
+            record["data"][name] = items

@@ -62,8 +62,10 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         throttle_class="security",
         headers=_PREFER_ENUMS,
         clouds=("global", "usgov", "dod"),
+        related={"alerts": "/security/incidents/{id}/alerts"},
         description="Defender XDR incidents; $top above 50 is a 400 with an empty error code. "
-        "Never $expand=alerts with a $filter (persistent 500s on large tenants).",
+        "Never $expand=alerts with a $filter (persistent 500s on large tenants): with the "
+        "fetch_alerts setting, each incident's alerts are read separately and attached.",
     ),
     SourceSpec(
         name="security.secure_scores",
