@@ -241,7 +241,7 @@ def committed_ids(state_path: str) -> dict[str, set[str]]:
     db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
     try:
         out: dict[str, set[str]] = {s: set() for s in HOST_SOURCES}
-        for source, key in db.execute("SELECT source, key FROM seen"):
+        for source, key in db.execute("SELECT s.source, k.key FROM seen k JOIN streams s ON s.id = k.stream"):
             out.setdefault(source, set()).add(key.split("|", 1)[0])
         for source, obj_id in db.execute("SELECT source, id FROM objects"):
             out.setdefault(source, set()).add(obj_id)
