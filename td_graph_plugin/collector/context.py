@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 import orjson
@@ -19,7 +19,7 @@ from ..config.model import SourceSettings, TenantConfig
 from ..metrics import Metrics
 from ..spec import SourceSpec
 from ..state import Commit, StateStore
-from ..timeutil import format_time, utcnow
+from ..timeutil import utcnow
 from .sink import Sink
 
 __all__ = ["SourceRun", "RunStats", "make_record", "encode_json"]
@@ -167,8 +167,11 @@ class SourceRun:
             self.stats.newest_event = dt
 
     def collected_at(self) -> str:
-        now = self.now()
-        return format_time(now.replace(microsecond=(now.microsecond // 1000) * 1000)) or ""
+        """Milliseconds, as the contract's example (``2026-11-26T10:02:03.123Z``)."""
+        now = self.now().astimezone(timezone.utc)
+        if now.microsecond // 1000 == 0:
+            return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
     def skip_bad(self, reason: str) -> None:
         """A single malformed item: counted and logged, the rest of the page goes on."""
