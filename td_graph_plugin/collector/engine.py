@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..graph.client import GraphStopped
 from ..metrics import Metrics
-from ..isolation.feed import FEED_SPEC, collect_isolation_audit
+from ..isolation.feed import FEED_SPEC, collect_isolation_audit, open_audit_store
 from ..plan import TenantPlanner, verdict_for
 from ..plugins import Catalogue
 from ..spec import SourceSpec
@@ -111,6 +111,7 @@ class Engine:
         self._client_factory = client_factory or self._default_client
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self._audit: StateStore | None = None
         self._failures: dict[tuple[str, str], int] = {}
         self._fatal: BaseException | None = None
         self._active: dict[tuple[str, str], SourceRun] = {}
@@ -156,8 +157,18 @@ class Engine:
                 self._clients[tenant.name] = self._client_factory(tenant)
             return self._clients[tenant.name]
 
+    def _audit_store(self) -> StateStore | None:
+        """One shared connection to the isolation store, opened once it exists."""
+        with self._clients_lock:
+            if self._audit is None:
+                self._audit = open_audit_store(self.config.isolation_state_path)
+            return self._audit
+
     def close(self) -> None:
         with self._clients_lock:
+            if self._audit is not None:
+                self._audit.close()
+                self._audit = None
             for c in self._clients.values():
                 closer = getattr(c, "close", None)
                 if closer:
@@ -194,7 +205,7 @@ class Engine:
             self._active[job.key] = run
         try:
             if job.spec is FEED_SPEC:
-                collect_isolation_audit(run, self.config.isolation_state_path)
+                collect_isolation_audit(run, self._audit_store())
                 return self._finish(job, "ok", run.stats, None, started)
             run.client = self.client(job.tenant)
             skip = self._skip_verdict(job, run.client)

@@ -112,7 +112,7 @@ class FeedFlusher:
         from ..errors import StateError
         from ..metrics import Metrics
         from ..outputs import output_from_config
-        from .feed import FEED_SPEC, collect_isolation_audit
+        from .feed import FEED_SPEC, collect_isolation_audit, open_audit_store
 
         try:
             state = StateStore(self.config.state_path)
@@ -133,7 +133,12 @@ class FeedFlusher:
                 tenant=self.config.tenant(record["tenant"]), spec=FEED_SPEC, settings=SourceSettings(),
                 client=None, state=state, sink=sink, metrics=self.metrics or Metrics(), stop=threading.Event(),
             )
-            collect_isolation_audit(run, self.config.isolation_state_path)
+            store = open_audit_store(self.config.isolation_state_path)
+            try:
+                collect_isolation_audit(run, store)
+            finally:
+                if store is not None:
+                    store.close()
         finally:
             sink.close()
             state.close()
