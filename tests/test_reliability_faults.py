@@ -151,3 +151,29 @@ def test_delta_sync_state_not_found_resyncs(sim, tmp_path):
     tenant.expire_delta_tokens(mode="syncStateNotFound")
     proc, _ = run(cfg, tenant)
     assert proc.returncode == 0 and b"full resync" in proc.stderr
+
+
+def test_next_link_looping_back_fails_the_source_cleanly(sim, tmp_path):
+    """A nextLink that points at the page itself must not spin forever."""
+    from td_graph_plugin.simulator import SimResponse, register_route, unregister_route
+
+    tenant, out, cfg = setup(sim, tmp_path)
+    pattern = r"/auditLogs/directoryAudits"
+
+    def looping(req):
+        self_link = f"{sim.base_url}/v1.0/auditLogs/directoryAudits?$skiptoken=same"
+        return SimResponse(200, {"@odata.context": "x", "value": [], "@odata.nextLink": self_link})
+
+    register_route("GET", pattern, looping, versions=("v1.0",))
+    try:
+        proc, seconds = run(cfg, tenant)
+    finally:
+        unregister_route("GET", pattern)
+    assert proc.returncode == 1 and seconds < 60
+    err = proc.stderr.decode()
+    assert "audit_logs.directory_audits: failed" in err and "paging loop" in err
+    hits = [r for r in sim.requests if r.path == "/v1.0/auditLogs/directoryAudits"]
+    assert len(hits) <= 3, "the loop is detected at once, not retried into the ground"
+    proc2, _ = run(cfg, tenant)
+    assert proc2.returncode == 0
+    assert_complete_exactly_once(tenant, out)
