@@ -98,3 +98,18 @@ class ListOutput:
 
     def close(self):
         pass
+
+
+class FakeClock:
+    """A monotonic clock whose sleep() only advances time (rate limiter and retry tests)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s

@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from functools import partial
 
 import certifi
 import pytest
@@ -30,6 +31,7 @@ from td_graph_plugin.graph import (
     resolve_endpoints,
 )
 from td_graph_plugin.metrics import Metrics
+from tests.fakes import FakeClock as _FakeClock
 
 try:  # tests/ is on sys.path when it is not a package (pytest rootdir insertion)
     from tls_fake import FakeServer, Req, Resp
@@ -40,17 +42,8 @@ TID = "00000000-0000-0000-0000-0000000000aa"
 SECRET = "client-secret-value-Q7~x"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[float] = []
 
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
+FakeClock = partial(_FakeClock, 1000.0)
 
 
 @pytest.fixture

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import pytest
 
 from td_graph_plugin.graph.ratelimit import DEFAULT_BUDGETS, Budget, RateLimiter
+from tests.fakes import FakeClock as _FakeClock
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 500.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
+FakeClock = partial(_FakeClock, 500.0)
 
 
 @pytest.fixture
