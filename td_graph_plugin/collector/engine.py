@@ -280,7 +280,9 @@ class Engine:
                     log.info("%s/%s: collecting again (was %s)", tenant, spec, row["state"])
             self.metrics.success(tenant, spec)
             window = f" (window {stats.window[0]} .. {stats.window[1]})" if stats.window[0] else ""
-            log.info(
+            # Quiet polls (nothing new) at debug: 1,000 tenants x 27 sources would flood info.
+            log.log(
+                logging.INFO if stats.records or stats.dropped or stopped else logging.DEBUG,
                 "%s/%s: %d records in %d pages%s%s%s",
                 tenant,
                 spec,
