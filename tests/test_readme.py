@@ -27,7 +27,9 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     text = readme()
     block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
     commands = [l for l in block.splitlines() if l and not l.startswith("#")]
-    assert commands[0].endswith("td-graph demo")
+    assert commands[0] == "bash scripts/demo.sh"
+    with open(os.path.join(ROOT, "scripts", "demo.sh"), encoding="utf-8") as fh:
+        assert 'exec .venv/bin/td-graph demo "$@"' in fh.read()
     assert commands[1] == "bash scripts/test.sh"
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as fh:
         assert "exec bash scripts/test.sh\n" in fh.read()
