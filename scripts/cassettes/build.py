@@ -285,6 +285,7 @@ def window_cassette(name, doc, page1, page2, *, context_suffix=None, extra_p1=No
 
 def snapshot_cassette(name, doc, page1, page2, *, context_suffix=None, extra_p1=None, notes=""):
     spec = CAT[name]
+    prefer = spec.headers.get("Prefer")
     c = Cassette(name, f"{name}: GET /{spec.version}{spec.path}\nSource: {doc}\n{notes}\n{PROVENANCE}")
     c.msal()
     url = base_url(spec)
@@ -294,8 +295,8 @@ def snapshot_cassette(name, doc, page1, page2, *, context_suffix=None, extra_p1=
     b1.update(extra_p1 or {})
     b1["@odata.nextLink"] = nl
     b1["value"] = page1
-    c.graph(prepared(url, params), body=b1)
-    c.graph(prepared(nl), body={"@odata.context": context(spec, context_suffix), "value": page2})
+    c.graph(prepared(url, params), body=b1, prefer=prefer)
+    c.graph(prepared(nl), body={"@odata.context": context(spec, context_suffix), "value": page2}, prefer=prefer)
     return c
 
 

@@ -80,6 +80,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         delay="0s",
         window_chunk="30d",
         throttle_class="secure_score",
+        headers=_PREFER_ENUMS,
         description="The daily Secure Score (one object per day, id {tenantId}_{date}). Filter "
         "operators on createdDateTime are inferred [I]; ge/le are standard OData.",
     ),
@@ -91,6 +92,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         time_field="lastModifiedDateTime",
         interval="24h",
         throttle_class="secure_score",
+        headers=_PREFER_ENUMS,
         description="Secure Score controls, emitted when a control changes. Permission inferred "
         "from secureScores [I].",
     ),
