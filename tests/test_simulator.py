@@ -25,10 +25,10 @@ from cryptography.x509.oid import NameOID
 
 from td_graph_plugin.simulator import GraphSimulator, SimTenant, serve
 from td_graph_plugin.simulator.timefmt import format_ts, parse_ts
+from tests.sim_client import SCOPE, Graph, session, token_for
 
 pytestmark = pytest.mark.timeout(60)
 
-SCOPE = "https://graph.microsoft.com/.default"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -39,48 +39,6 @@ def sim():
     s.start()
     yield s
     s.stop()
-
-
-def session(sim: GraphSimulator) -> requests.Session:
-    s = requests.Session()
-    s.verify = sim.ca_path
-    s.trust_env = False
-    return s
-
-
-def token_for(sim: GraphSimulator, t: SimTenant, s: requests.Session | None = None) -> str:
-    s = s or session(sim)
-    r = s.post(f"{sim.base_url}/{t.tenant_id}/oauth2/v2.0/token",
-               data={"grant_type": "client_credentials", "client_id": t.client_id,
-                     "client_secret": t.client_secret, "scope": SCOPE})
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
-
-
-class Graph:
-    """A tiny Graph client for tests: bearer header, absolute nextLinks."""
-
-    def __init__(self, sim: GraphSimulator, t: SimTenant):
-        self.sim = sim
-        self.s = session(sim)
-        self.token = token_for(sim, t, self.s)
-
-    def get(self, path_or_url: str, headers: dict | None = None, **kw) -> requests.Response:
-        url = path_or_url if path_or_url.startswith("https://") else self.sim.base_url + path_or_url
-        h = {"Authorization": f"Bearer {self.token}"}
-        h.update(headers or {})
-        return self.s.get(url, headers=h, **kw)
-
-    def all_pages(self, path: str, headers: dict | None = None) -> tuple[list[dict], int]:
-        url, items, pages = path, [], 0
-        while url:
-            r = self.get(url, headers)
-            assert r.status_code == 200, r.text
-            body = r.json()
-            items.extend(body["value"])
-            pages += 1
-            url = body.get("@odata.nextLink")
-        return items, pages
 
 
 def make_cert(common_name: str = "td-graph-test") -> tuple[str, str, str]:

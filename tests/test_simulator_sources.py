@@ -19,10 +19,10 @@ from td_graph_plugin.simulator.gen_more import OFFICE365_COLUMNS
 from td_graph_plugin.simulator.graph_roles import GRAPH_APP_ID, GRAPH_APP_ROLES
 from td_graph_plugin.simulator.profiles import PROFILES
 from td_graph_plugin.simulator.timefmt import format_ts, parse_ts
+from tests.sim_client import Graph
 
 pytestmark = pytest.mark.timeout(60)
 
-SCOPE = "https://graph.microsoft.com/.default"
 INCIDENT_TOP_MESSAGE = ("The query specified in the URI is not valid. The limit of '50' for Top query has been "
                         "exceeded. The value from the incoming request is '100'.")
 
@@ -41,55 +41,6 @@ def _reset(sim):
     sim.clear_knobs()
     sim.enforce_budgets = False
     sim.clock_offset = 0.0
-
-
-class Graph:
-    def __init__(self, sim: GraphSimulator, t: SimTenant):
-        self.sim = sim
-        self.s = requests.Session()
-        self.s.verify = sim.ca_path
-        self.s.trust_env = False
-        r = self.s.post(f"{sim.base_url}/{t.tenant_id}/oauth2/v2.0/token",
-                        data={"grant_type": "client_credentials", "client_id": t.client_id,
-                              "client_secret": t.client_secret, "scope": SCOPE})
-        assert r.status_code == 200, r.text
-        self.token = r.json()["access_token"]
-
-    def url(self, path: str) -> str:
-        return path if path.startswith("https://") else self.sim.base_url + path
-
-    def get(self, path: str, headers: dict | None = None, **kw) -> requests.Response:
-        h = {"Authorization": f"Bearer {self.token}"}
-        h.update(headers or {})
-        return self.s.get(self.url(path), headers=h, **kw)
-
-    def send(self, method: str, path: str, **kw) -> requests.Response:
-        h = {"Authorization": f"Bearer {self.token}"}
-        h.update(kw.pop("headers", None) or {})
-        return self.s.request(method, self.url(path), headers=h, **kw)
-
-    def all_pages(self, path: str, headers: dict | None = None) -> tuple[list[dict], int]:
-        url, items, pages = path, [], 0
-        while url:
-            r = self.get(url, headers)
-            assert r.status_code == 200, r.text
-            body = r.json()
-            items.extend(body["value"])
-            pages += 1
-            url = body.get("@odata.nextLink")
-        return items, pages
-
-    def delta(self, url: str) -> tuple[list[dict], str, int]:
-        items, pages = [], 0
-        while True:
-            r = self.get(url)
-            assert r.status_code == 200, r.text
-            body = r.json()
-            items.extend(body["value"])
-            pages += 1
-            if "@odata.deltaLink" in body:
-                return items, body["@odata.deltaLink"], pages
-            url = body["@odata.nextLink"]
 
 
 def q(text: str) -> str:
