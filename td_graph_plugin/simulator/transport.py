@@ -152,12 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
 
                 traceback.print_exc()
             resp = graph_error(500, "generalException", f"Simulator error: {type(exc).__name__}", ids)
+        # Log before answering: a client that has its answer must find it in sim.requests.
         if fault is not None and fault[0] in ("truncated", "short_read", "not_json"):
-            self._write_mangled(fault[0], resp, ids)
             record(200, resp.tenant_id, fault[0])
+            self._write_mangled(fault[0], resp, ids)
             return
-        self._write(resp, ids)
         record(resp.status, resp.tenant_id, fault[0] if fault is not None else None)
+        self._write(resp, ids)
 
     def _headers_common(self, ids: RequestIds) -> None:
         self.send_header("request-id", ids.request_id)
