@@ -347,13 +347,9 @@ def _patch_user(req: SimRequest) -> SimResponse:
         if not t.has_permission(PERM_PASSWORD) or not at_least_user_admin:
             d.log_write(req, 403)
             return graph_error(*_DENIED)
-    user = d.find_user(key)
-    if user is None:
-        d.log_write(req, 404)
-        return _not_found(key)
-    if not d.app_may_change(user["id"]):
-        d.log_write(req, 403)
-        return graph_error(*_DENIED)
+    user, refusal = _writable_user(d, req, key)
+    if refusal is not None:
+        return refusal
     if "accountEnabled" in body:
         _update_user(t, user["id"], {"accountEnabled": body["accountEnabled"]})
     if "passwordProfile" in body:
@@ -368,6 +364,18 @@ def _patch_user(req: SimRequest) -> SimResponse:
     return SimResponse(204)
 
 
+
+def _writable_user(d, req: SimRequest, key: str):  # type: ignore[no-untyped-def]
+    """(user, None), or (None, the 404/403 Graph answers) — logged as a write either way."""
+    user = d.find_user(key)
+    if user is None:
+        d.log_write(req, 404)
+        return None, _not_found(key)
+    if not d.app_may_change(user["id"]):
+        d.log_write(req, 403)
+        return None, graph_error(*_DENIED)
+    return user, None
+
 def _revoke(req: SimRequest) -> SimResponse:
     d = directory(req.tenant)
     key = req.match.group(1)
@@ -375,13 +383,9 @@ def _revoke(req: SimRequest) -> SimResponse:
     if fail is not None:
         d.log_write(req, fail.status)
         return fail
-    user = d.find_user(key)
-    if user is None:
-        d.log_write(req, 404)
-        return _not_found(key)
-    if not d.app_may_change(user["id"]):
-        d.log_write(req, 403)
-        return graph_error(*_DENIED)
+    user, refusal = _writable_user(d, req, key)
+    if refusal is not None:
+        return refusal
     with d.lock:
         d.extras(user)["signInSessionsValidFromDateTime"] = _now_text(req)
     d.log_write(req, 200)
