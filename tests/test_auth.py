@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from td_graph_plugin.config.model import CertificateConfig, HttpConfig, Secret, TenantConfig
+from td_graph_plugin.config.model import CertificateConfig, Secret, TenantConfig
 from td_graph_plugin.errors import AuthError, ConfigError
 from td_graph_plugin.graph.auth import TokenProvider
 from td_graph_plugin.graph.http import build_session
@@ -54,7 +54,7 @@ def make_tenant(srv: FakeServer, **kw) -> TenantConfig:
 
 def provider(srv, metrics=None, **kw) -> TokenProvider:
     tenant = make_tenant(srv, **kw)
-    return TokenProvider(tenant, build_session(tenant, HttpConfig()), metrics)
+    return TokenProvider(tenant, build_session(tenant), metrics)
 
 
 def token_count(metrics: Metrics, result: str) -> float:
@@ -340,4 +340,4 @@ def test_token_uses_tenant_session(srv):
     tenant = make_tenant(srv)
     with pytest.raises(AuthError):
         TokenProvider(tenant, requests.Session()).token()
-    assert TokenProvider(tenant, build_session(tenant, HttpConfig())).token() == "tok-1"
+    assert TokenProvider(tenant, build_session(tenant)).token() == "tok-1"

@@ -18,6 +18,7 @@ from td_graph_plugin.errors import (
     ConfigError,
     GraphNotFound,
     GraphResponseError,
+    GraphStopped,
     GraphThrottled,
     GraphTransient,
     GraphUnauthorized,
@@ -25,7 +26,6 @@ from td_graph_plugin.errors import (
 from td_graph_plugin.graph import (
     CLOUDS,
     GraphClient,
-    GraphStopped,
     RateLimiter,
     build_session,
     resolve_endpoints,
@@ -155,7 +155,7 @@ def test_url(make_client, srv):
 # --- session -----------------------------------------------------------------------------
 def test_session_combined_bundle(srv):
     t = make_tenant(srv)
-    s = build_session(t, HttpConfig())
+    s = build_session(t)
     with open(s.verify, "rb") as f:
         bundle = f.read()
     with open(certifi.where(), "rb") as f:
@@ -164,29 +164,29 @@ def test_session_combined_bundle(srv):
         assert f.read().strip() in bundle  # plus the extra CA
     assert s.verify != srv.ca_path and s.verify != certifi.where()
     # Built once per distinct path.
-    assert build_session(t, HttpConfig()).verify == s.verify
+    assert build_session(t).verify == s.verify
     assert s.headers["User-Agent"].startswith("td-graph/")
     adapter = s.get_adapter("https://x")
     assert adapter.max_retries.total == 0
     assert adapter._pool_maxsize >= 8
     # No ca_bundle: certifi alone.
-    assert build_session(make_tenant(srv, ca_bundle=None), HttpConfig()).verify == certifi.where()
+    assert build_session(make_tenant(srv, ca_bundle=None)).verify == certifi.where()
 
 
 def test_session_missing_ca_bundle(srv, tmp_path):
     missing = str(tmp_path / "corp-ca.pem")
     with pytest.raises(ConfigError) as ei:
-        build_session(make_tenant(srv, ca_bundle=missing), HttpConfig())
+        build_session(make_tenant(srv, ca_bundle=missing))
     assert missing in str(ei.value)
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")
     with pytest.raises(ConfigError) as ei:
-        build_session(make_tenant(srv, ca_bundle=str(junk)), HttpConfig())
+        build_session(make_tenant(srv, ca_bundle=str(junk)))
     assert str(junk) in str(ei.value)
 
 
 def test_session_proxy_and_never_unverified(srv, tmp_path, monkeypatch):
-    s = build_session(make_tenant(srv, proxy="http://proxy.corp:3128"), HttpConfig())
+    s = build_session(make_tenant(srv, proxy="http://proxy.corp:3128"))
     assert s.proxies == {"http": "http://proxy.corp:3128", "https": "http://proxy.corp:3128"}
     monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:1")
     merged = s.merge_environment_settings("https://graph.microsoft.com/", {}, None, False, None)
@@ -195,7 +195,7 @@ def test_session_proxy_and_never_unverified(srv, tmp_path, monkeypatch):
     # The environment cannot swap the trust store either.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/dev/null")
     monkeypatch.delenv("HTTPS_PROXY")
-    plain = build_session(make_tenant(srv), HttpConfig())
+    plain = build_session(make_tenant(srv))
     assert plain.get(srv.base + "/nothing", timeout=5).status_code == 404
     # And an untrusted server stays untrusted even when a caller asks for verify=False.
     with FakeServer(tmp_dir=str(tmp_path)) as other:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from td_graph_plugin.config import HttpConfig, TenantConfig
+from td_graph_plugin.config import TenantConfig
 from td_graph_plugin.graph.http import build_session
 from td_graph_plugin.simulator import GraphSimulator
 
@@ -17,12 +17,12 @@ def tenant(**kw):
 def test_unknown_ca_is_rejected_and_extra_ca_is_trusted(tmp_path):
     with GraphSimulator(workdir=str(tmp_path)) as sim:
         url = sim.base_url + "/common/discovery/keys"
-        plain = build_session(tenant(), HttpConfig())
+        plain = build_session(tenant())
         with pytest.raises(requests.exceptions.SSLError):
             plain.get(url, timeout=5)
         with pytest.raises(requests.exceptions.SSLError):
             plain.get(url, timeout=5, verify=False)  # a caller cannot switch verification off
-        trusted = build_session(tenant(ca_bundle=sim.ca_path), HttpConfig())
+        trusted = build_session(tenant(ca_bundle=sim.ca_path))
         response = trusted.get(url, timeout=5)
         assert response.status_code < 500
         # Hostname checking stays on: the simulator's certificate is for 127.0.0.1/localhost.

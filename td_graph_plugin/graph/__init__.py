@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .auth import TokenProvider
 from .classify import classify, parse_retry_after
-from .client import GraphClient, GraphStopped, Page
+from .client import GraphClient, Reply
 from .clouds import CLOUDS, Cloud, Endpoints, resolve_endpoints
 from .http import build_session
+from .paging import Page
 from .ratelimit import DEFAULT_BUDGETS, Budget, RateLimiter
 
 __all__ = [
@@ -22,6 +23,6 @@ __all__ = [
     "classify",
     "parse_retry_after",
     "GraphClient",
-    "GraphStopped",
+    "Reply",
     "Page",
 ]

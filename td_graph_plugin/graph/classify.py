@@ -1,4 +1,5 @@
-"""Turn a failed Graph response into the right ``GraphError`` (graph-facts §0.3).
+"""Turn a failed Graph request into the right ``GraphError`` (graph-facts §0.3), and say
+whether another attempt can help.
 
 Graph's error body is ``{"error": {"code", "message", "innerError"|"innererror": {...}}}``;
 ``code`` may be empty and the inner key's casing varies.  Classification prefers the code;
@@ -15,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 
 import orjson
+import requests
 
 from ..errors import (
     GraphBadRequest,
@@ -31,7 +33,17 @@ from ..errors import (
     GraphUnauthorized,
 )
 
-__all__ = ["classify", "parse_retry_after", "header", "scrub", "PERMISSION_CODES"]
+__all__ = [
+    "classify",
+    "classify_transport",
+    "is_retryable",
+    "parse_retry_after",
+    "header",
+    "scrub",
+    "PERMISSION_CODES",
+    "RETRY_STATUSES",
+    "TRANSPORT_ERRORS",
+]
 
 PERMISSION_CODES = frozenset(
     c.lower()
@@ -44,6 +56,13 @@ PERMISSION_CODES = frozenset(
 )
 LICENCE_CODES = frozenset(c.lower() for c in ("Authentication_RequestFromNonPremiumTenantOrB2CTenant",))
 RESYNC_CODES = frozenset(c.lower() for c in ("syncStateNotFound", "resyncRequired"))
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TRANSPORT_ERRORS = (
+    requests.exceptions.ConnectionError,  # includes ConnectTimeout, SSLError, ProxyError
+    requests.exceptions.Timeout,  # ReadTimeout
+    requests.exceptions.ChunkedEncodingError,  # truncated chunked body / IncompleteRead
+    requests.exceptions.ContentDecodingError,
+)
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
@@ -183,3 +202,38 @@ def classify(status: int, body: bytes | None, headers: Mapping[str, str], path: 
     if 400 <= status <= 499:
         return GraphBadRequest(message, **kw)
     return GraphResponseError(message if err else _describe(status), **kw)
+
+
+def is_retryable(err: GraphError) -> bool:
+    """Whether the same request may succeed when sent again: 429, 500, 502, 503, 504, a
+    2xx body that is not the JSON it should be, and a request that got no response."""
+    return isinstance(err, (GraphThrottled, GraphResponseError)) or (
+        isinstance(err, GraphTransient) and (err.status is None or err.status in RETRY_STATUSES)
+    )
+
+
+def _transport_message(host: str, e: BaseException) -> str:
+    if isinstance(e, requests.exceptions.SSLError):
+        return f"cannot reach {host}: TLS verification failed (add the CA with ca_bundle if a proxy inspects TLS)"
+    if isinstance(e, requests.exceptions.ProxyError):
+        return f"cannot reach {host}: the proxy failed the connection"
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return f"cannot reach {host}: connection timed out"
+    if isinstance(e, requests.exceptions.ReadTimeout):
+        return f"{host} did not answer in time (read timeout)"
+    if isinstance(e, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return f"{host} closed the connection mid-response (truncated body)"
+    text = str(e)
+    if "Connection refused" in text:
+        return f"cannot reach {host}: connection refused"
+    if "resolution" in text or "not known" in text or "getaddrinfo" in text:
+        return f"cannot reach {host}: the host name does not resolve"
+    return f"connection to {host} failed ({type(e).__name__})"
+
+
+def classify_transport(e: BaseException, host: str, path: str) -> tuple[GraphTransient, bool]:
+    """A request that got no response (one of ``TRANSPORT_ERRORS``) as a ``GraphTransient``
+    saying what failed, and whether to retry it: not after a TLS verification failure,
+    since a certificate that does not verify will not verify on the next attempt either."""
+    err = GraphTransient(_transport_message(host, e), path=path)
+    return err, not isinstance(e, requests.exceptions.SSLError)

@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import shutil
 import ssl
 import tempfile
 import threading
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import certifi
@@ -26,13 +26,12 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, should_bypass_proxies
 from urllib3.util.retry import Retry
 
-from ..config.model import HttpConfig, TenantConfig
+from ..config.model import TenantConfig
 from ..errors import ConfigError
 
 __all__ = ["build_session", "combined_ca_bundle", "user_agent", "TenantSession"]
 
-log = logging.getLogger("td_graph_plugin.graph.http")
-
+POOL_SIZE = 16  # connections kept per host: at least the number of concurrent workers
 _bundle_lock = threading.Lock()
 _bundles: dict[str, str] = {}
 _bundle_dir: str | None = None
@@ -40,23 +39,11 @@ _bundle_dir: str | None = None
 
 def _version() -> str:
     try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("td-graph-plugin")
-        except PackageNotFoundError:
-            pass
-    except Exception:  # pragma: no cover - importlib.metadata always exists on 3.11
-        pass
-    try:
+        return version("td-graph-plugin")
+    except PackageNotFoundError:  # running from a source tree that is not installed
         import td_graph_plugin
 
-        v = getattr(td_graph_plugin, "__version__", None)
-        if v:
-            return str(v)
-    except Exception:  # pragma: no cover
-        pass
-    return "0.0.0"
+        return str(getattr(td_graph_plugin, "__version__", None) or "0.0.0")
 
 
 def user_agent() -> str:
@@ -175,14 +162,14 @@ class _VerifiedAdapter(HTTPAdapter):
         return host_params, pool_kwargs
 
 
-def build_session(tenant: TenantConfig, http: HttpConfig, *, pool_size: int = 16) -> TenantSession:
-    """The tenant's pooled session (``pool_size`` >= the number of concurrent workers)."""
+def build_session(tenant: TenantConfig) -> TenantSession:
+    """The tenant's pooled, always-verifying session."""
     ca_path = combined_ca_bundle(tenant.ca_bundle, tenant=tenant.name)
     session = TenantSession(ca_path, tenant.proxy)
     adapter = _VerifiedAdapter(
         ca_path,
         pool_connections=4,
-        pool_maxsize=max(1, pool_size),
+        pool_maxsize=POOL_SIZE,
         # total=0: no automatic retries; read=False re-raises read timeouts as such
         # (requests' own default), so they surface as ReadTimeout, not ConnectionError.
         max_retries=Retry(total=0, read=False, redirect=False, raise_on_status=False),

@@ -23,6 +23,8 @@ __all__ = ["Budget", "DEFAULT_BUDGETS", "RateLimiter"]
 
 log = logging.getLogger("td_graph_plugin.graph.ratelimit")
 
+GUARD_FRACTION = 0.05  # the window is stretched by this share of it, at most ``guard`` seconds
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -58,25 +60,19 @@ class RateLimiter:
 
     def __init__(
         self,
-        budgets: dict | None = None,
+        budgets: dict[str, Budget | tuple] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         *,
         guard: float = 0.25,
-        guard_fraction: float = 0.05,
     ) -> None:
-        if guard < 0 or not 0 <= guard_fraction < 1:
-            raise ValueError("guard must be >= 0 and guard_fraction in [0, 1)")
+        if guard < 0:
+            raise ValueError("guard must be >= 0")
         self._budgets = dict(DEFAULT_BUDGETS)
         for name, b in (budgets or {}).items():
-            if isinstance(b, Budget):
-                self._budgets[name] = b
-            elif isinstance(b, dict):
-                self._budgets[name] = Budget(**b)
-            else:  # (limit, window[, concurrency[, per_key]])
-                self._budgets[name] = Budget(*b)
+            # A Budget, or its fields as a tuple: (limit, window[, concurrency[, per_key]]).
+            self._budgets[name] = b if isinstance(b, Budget) else Budget(*b)
         self._guard = guard
-        self._guard_fraction = guard_fraction
         self._clock = clock
         self._sleep = sleep
         self._cond = threading.Condition()
@@ -104,7 +100,7 @@ class RateLimiter:
 
     def _delay(self, b: Budget, bucket: _Bucket, now: float) -> float | None:
         """Seconds until a slot frees up; 0 = go now; None = wait for a release."""
-        window = b.window + min(self._guard, b.window * self._guard_fraction)
+        window = b.window + min(self._guard, b.window * GUARD_FRACTION)
         while bucket.sent and bucket.sent[0] <= now - window:
             bucket.sent.popleft()
         if bucket.penalty_until > now:

@@ -10,7 +10,6 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ..graph.classify import header
 from .model import Target
 
 __all__ = ["USER_SELECT", "SOURCE", "is_object_id", "check_user_argument", "user_path", "get_user", "graph_get"]
@@ -60,10 +59,10 @@ def user_path(user: str) -> str:
 
 def graph_get(client: Any, path: str, params: dict[str, str] | None = None) -> tuple[dict[str, Any], str | None]:
     """One GET through the client's retries; returns (JSON, request-id)."""
-    resp = client.request(
+    reply = client.fetch(
         "GET", client.url("v1.0", path), params=params, source=SOURCE, throttle_class="directory"
     )
-    return getattr(resp, "td_json", {}) or {}, header(resp.headers, "request-id")
+    return reply.data, reply.request_id
 
 
 def get_user(client: Any, user_or_id: str) -> tuple[Target, str | None]:

@@ -1,0 +1,126 @@
+"""Collection pages: decoding one page, and reading pages one ahead on a worker thread.
+
+``GraphClient.pages`` follows ``@odata.nextLink``; this module holds what that needs
+besides the request itself: the ``Page`` record, the checks on a decoded page, and the
+prefetch thread that keeps at most one page ahead of the consumer.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import GraphResponseError, GraphTransient
+
+__all__ = ["Page", "AnyEvent", "decode_page", "prefetched"]
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    next_link: str | None
+    delta_link: str | None
+    request_id: str | None
+    raw: dict = field(default_factory=dict)  # the whole decoded JSON without "value"
+
+
+class AnyEvent:
+    """Duck-types ``threading.Event`` (is_set/wait) over two events: set when either is."""
+
+    def __init__(self, a: threading.Event, b: threading.Event) -> None:
+        self._a, self._b = a, b
+
+    def is_set(self) -> bool:
+        return self._a.is_set() or self._b.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                break
+            self._a.wait(left)
+        return self.is_set()
+
+
+def decode_page(data: dict, *, status: int, path: str, request_id: str | None) -> Page:
+    """The page in a decoded collection response; ``GraphResponseError`` when it has no
+    ``value`` array or a link that is not a string."""
+    value = data.get("value")
+    if not isinstance(value, list):
+        raise GraphResponseError(
+            "the response has no 'value' array (not a collection?)",
+            status=status, path=path, request_id=request_id,
+        )
+    raw = {k: v for k, v in data.items() if k != "value"}
+    next_link = data.get("@odata.nextLink")
+    delta_link = data.get("@odata.deltaLink")
+    for name, link in (("nextLink", next_link), ("deltaLink", delta_link)):
+        if link is not None and not isinstance(link, str):
+            raise GraphResponseError(f"@odata.{name} is not a string", path=path, request_id=request_id)
+    return Page(
+        items=value, next_link=next_link or None, delta_link=delta_link or None,
+        request_id=request_id, raw=raw,
+    )
+
+
+def prefetched(gen: Iterator[Page], halt: threading.Event, thread_name: str) -> Iterator[Page]:
+    """``gen``'s pages, fetched on a worker thread one page ahead of the consumer.
+
+    The worker fetches page N+1 only once the consumer has received page N.  When the
+    consumer stops, ``halt`` is set; ``gen`` must watch it (through ``AnyEvent``) so that
+    the worker's retries and pacing waits stop too and no further request is made."""
+    results: queue.Queue = queue.Queue(maxsize=1)
+    demand = threading.Semaphore(0)
+
+    def worker() -> None:
+        try:
+            while not halt.is_set():
+                if not demand.acquire(timeout=0.1):
+                    continue
+                if halt.is_set():
+                    return
+                try:
+                    item: tuple[str, Any] = ("page", next(gen))
+                except StopIteration:
+                    item = ("end", None)
+                except BaseException as e:  # noqa: BLE001 - surfaced to the consumer
+                    item = ("error", e)
+                if halt.is_set():
+                    return  # nobody is listening any more
+                results.put(item)
+                if item[0] != "page":
+                    return
+        finally:
+            gen.close()
+
+    thread = threading.Thread(target=worker, name=thread_name, daemon=True)
+    started = False
+    try:
+        demand.release()  # ask for page 1
+        thread.start()
+        started = True
+        while True:
+            while True:
+                try:
+                    kind, value = results.get(timeout=0.25)
+                    break
+                except queue.Empty:
+                    if not thread.is_alive() and results.empty():
+                        raise GraphTransient("the prefetch thread ended unexpectedly")
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            demand.release()  # prefetch the next page while the caller works on this one
+            yield value
+    finally:
+        halt.set()
+        if started:
+            # An in-flight request finishes on its own; its page is discarded and no
+            # further request is made.  Do not hold the caller for long.
+            thread.join(timeout=5.0)
