@@ -42,7 +42,7 @@ def test_verdicts(catalogue):
     d.permissions |= {"SecurityIncident.Read.All"}
     v = verdict_for(catalogue["security.incidents"], "global", d)
     assert v.status == "unlicensed" and "Defender" in v.reason
-    assert verdict_for(catalogue["security.incidents"], "china", d).status == "unavailable"
+    assert verdict_for(catalogue["security.incidents"], "china", d).status == "disabled"
     # Directory.Read.All satisfies the group delta requirement (a higher alternative).
     assert missing_permissions(catalogue["directory.groups"], {"Directory.Read.All"}) == []
     # Unknown discovery never blocks: runtime classification decides.
@@ -83,11 +83,11 @@ def test_doctor_plan_and_exit_code_per_profile(sim, tmp_path, catalogue, profile
     if profile == "free":
         assert plan["audit_logs.sign_ins"] == "unlicensed"
         assert plan["security.alerts_v2"] == "unlicensed"
-        assert plan["audit_logs.directory_audits"] == "run" and plan["directory.users"] == "run"
+        assert plan["audit_logs.directory_audits"] == "ok" and plan["directory.users"] == "ok"
     if profile == "p1":
-        assert plan["audit_logs.sign_ins"] == "run" and plan["identity_protection.risky_users"] == "unlicensed"
+        assert plan["audit_logs.sign_ins"] == "ok" and plan["identity_protection.risky_users"] == "unlicensed"
     if profile == "all":
-        assert set(plan.values()) == {"run"}
+        assert set(plan.values()) == {"ok"}
 
 
 def test_doctor_bad_secret_exits_1_without_printing_it(sim, tmp_path):
@@ -146,16 +146,33 @@ def _run_for(rt, seconds):
     assert not t.is_alive()
 
 
+def _run_until(rt, done, timeout: float = 30.0) -> None:
+    """Run the engine until ``done()`` holds (checked every 50 ms) or ``timeout`` passes."""
+    jobs = rt.engine.jobs()
+    t = threading.Thread(target=rt.engine.run_forever, args=(jobs,), daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rt.stop.set()
+    t.join(timeout=30)
+    assert not t.is_alive()
+
+
 def test_source_turning_licensed_mid_run_resumes(sim, tmp_path):
     tenant = sim.add_tenant(profile="free")
     rt, out = _engine(sim, tenant, tmp_path, ["audit_logs.sign_ins", "audit_logs.directory_audits"], ttl=1.0, recheck=1.0)
-    try:
-        def upgrade():
-            time.sleep(1.5)
-            tenant.profile = "e5"
+    # The licence is bought exactly when the engine re-checks the source (its 2nd sign-ins
+    # request), inside the simulator: no thread sleeping a guessed time while the engine runs.
+    sim.at_request("/v1.0/auditLogs/signIns", 2, lambda: setattr(tenant, "profile", "e5"))
 
-        threading.Thread(target=upgrade, daemon=True).start()
-        _run_for(rt, 6.0)
+    def sign_ins_emitted() -> int:
+        return sum(1 for line in list(out.lines) if __import__("orjson").loads(line)["source"] == "audit_logs.sign_ins")
+
+    try:
+        _run_until(rt, lambda: sign_ins_emitted() >= len(tenant.sign_ins))
+        hits = [r for r in sim.requests if r.path == "/v1.0/auditLogs/signIns"]
+        assert hits[0].status == 403, "the source was unlicensed when the run started"
         sources = collections.Counter(__import__("orjson").loads(l)["source"] for l in out.lines)
         assert sources["audit_logs.sign_ins"] == len(tenant.sign_ins)
         assert rt.state.source_status("demo", "audit_logs.sign_ins")["state"] == "ok"

@@ -4,7 +4,6 @@ cleanly; nothing collected is lost, nothing is emitted twice, the process never 
 from __future__ import annotations
 
 import collections
-import threading
 import time
 
 import pytest
@@ -35,20 +34,34 @@ def setup(sim, tmp_path, **http):
     return tenant, out, cfg
 
 
-def after_requests(sim, prefix: str, n: int, action) -> threading.Thread:
-    """Run ``action`` once ``n`` requests under ``prefix`` were answered (mid-paging faults)."""
+# The fault is armed inside the simulator when the 4th sign-ins request arrives, after three
+# pages were answered: deterministic, no thread polling sim.requests and racing the collector.
+FAULT_AT = 4
 
-    def watch():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(1 for r in sim.requests if r.path.startswith(prefix) and r.status == 200) >= n:
-                action()
-                return
-            time.sleep(0.005)
 
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
+def after_requests(sim, prefix: str, n: int, action) -> None:
+    """Run ``action`` in the simulator itself as request ``n + 1`` under ``prefix`` arrives, so it
+    applies to that very request (mid-paging faults land exactly there)."""
+    sim.at_request(prefix, n + 1, action)
+
+
+def assert_injected_mid_paging(sim, name: str) -> None:
+    """Three clean pages, then the fault hit a later page of the same query (request 4).
+
+    The log is in answer order: a slow answer is logged after the retry that overtook it, so
+    the faulted request is looked up by its mark, not by position.  A slow answer is logged when
+    it is sent, after its 3 s delay, possibly after td-graph (which gave up at 2 s) has exited:
+    wait for it."""
+    deadline = time.monotonic() + 10
+    while name == "read timeout" and time.monotonic() < deadline and not any(r.fault == "slow" for r in sim.requests):
+        time.sleep(0.05)
+    hits = [r for r in sim.requests if r.path.startswith(SIGN_INS)]
+    assert all(r.status == 200 and r.fault is None for r in hits[: FAULT_AT - 1]), "three clean pages first"
+    faulted = [r for r in hits[FAULT_AT - 1:] if r.fault is not None or r.status != 200]
+    assert faulted, "the fault was really injected mid-paging"
+    assert "$skiptoken" in faulted[0].query, "the fault was really injected mid-paging"
+    if name == "read timeout":
+        assert faulted[0].fault == "slow", "the fault was really injected mid-paging"
 
 
 def assert_complete_exactly_once(tenant, out):
@@ -88,17 +101,14 @@ HEALING = [
 @pytest.mark.parametrize("name, inject", HEALING, ids=[h[0] for h in HEALING])
 def test_fault_mid_paging_heals_within_the_run(sim, tmp_path, name, inject):
     tenant, out, cfg = setup(sim, tmp_path)
-    watcher = after_requests(sim, SIGN_INS, 3, lambda: inject(sim))
+    after_requests(sim, SIGN_INS, FAULT_AT - 1, lambda: inject(sim))
     proc, seconds = run(cfg, tenant)
-    watcher.join(timeout=5)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     assert seconds < 60
-    answered = [r.status for r in sim.requests if r.path.startswith(SIGN_INS)]
+    assert sim._triggers.pending() == 0, "the fault was armed"
+    assert_injected_mid_paging(sim, name)
     if name == "read timeout":
         assert b"read timeout" in proc.stderr, "the slow page timed out and was requested again"
-    else:
-        faults = [r.fault for r in sim.requests if r.path.startswith(SIGN_INS) and getattr(r, "fault", None)]
-        assert any(code != 200 for code in answered) or faults, "the fault was really injected mid-paging"
     assert_complete_exactly_once(tenant, out)
 
 
@@ -114,10 +124,10 @@ PERSISTENT = [
 @pytest.mark.parametrize("name, inject", PERSISTENT, ids=[p[0] for p in PERSISTENT])
 def test_persistent_fault_fails_only_that_source_and_the_next_run_completes(sim, tmp_path, name, inject):
     tenant, out, cfg = setup(sim, tmp_path)
-    watcher = after_requests(sim, SIGN_INS, 3, lambda: inject(sim))
+    after_requests(sim, SIGN_INS, FAULT_AT - 1, lambda: inject(sim))
     proc, seconds = run(cfg, tenant)
-    watcher.join(timeout=5)
     assert proc.returncode == 1, "a failed source makes run --once exit 1"
+    assert_injected_mid_paging(sim, name)
     assert seconds < 75, "bounded by timeouts and the retry budget, never a hang"
     err = proc.stderr.decode()
     assert "audit_logs.sign_ins: failed" in err

@@ -598,7 +598,11 @@ def test_stall_times_out_client_and_stop_is_prompt():
     sim.fault("/v1.0/", "stall")
     hanging = threading.Thread(target=lambda: _swallow(lambda: g.get("/v1.0/auditLogs/signIns", timeout=30)), daemon=True)
     hanging.start()
-    time.sleep(0.2)
+    # Stop only once the server holds the second request (a stall is logged when it starts).
+    deadline = time.monotonic() + 10
+    while sum(1 for r in sim.requests if r.fault == "stall") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sum(1 for r in sim.requests if r.fault == "stall") == 2, "the second request is stalled in the server"
     start = time.perf_counter()
     sim.stop()
     assert time.perf_counter() - start < 1.0

@@ -20,15 +20,27 @@ Profiles (``profiles.PROFILES``): ``all`` (every capability, incl. Workload ID P
 all-licensed tenant), ``e5`` (realistic E5: everything but Workload ID Premium), ``restricted``
 (E5 licences, app not granted SecurityIncident.* nor IdentityRiskEvent.*), ``p1``, ``free``.
 
-Modules: ``server`` (the public object, lifecycle, knobs), ``transport`` (TLS + HTTP/1.1,
-byte-level faults), ``pipeline`` (routing, Graph's checks in order), ``auth`` (OIDC discovery,
-token endpoint), ``endpoints`` (the table of collections: add a source by adding a row),
-``routes`` (write/lookup calls that are not a collection: ``register_route``), ``graph_routes``
-(built-in routes: discovery, incident sub-resources, usage reports), ``handlers`` (paging,
-delta), ``odata`` (query grammar, signed tokens), ``tenant`` (data model), ``generators`` and
-``gen_more`` (objects), ``graph_roles`` (Microsoft Graph app roles with their real ids),
-``profiles`` (licences), ``faults`` (injected failures, throttling budgets), ``responses``
-(error shapes), ``tls``, ``timefmt``.
+Modules: ``server`` (the public object: lifecycle, ``add_tenant``), ``core`` (its state and
+knobs, what every handler reads), ``serving`` (``serve``, ``sim_config_yaml``), ``transport``
+(TLS + HTTP/1.1, byte-level faults), ``records`` (the request log's entries), ``pipeline``
+(routing, Graph's checks in order), ``auth`` (OIDC discovery, token endpoint) and ``tokens``,
+``endpoints`` (the table of collections: add a source by adding a row), ``routes``
+(write/lookup calls that are not a collection: ``register_route``), ``graph_routes`` (built-in
+routes: discovery, incident sub-resources, usage reports) with ``downloads``,
+``directory_writes`` (user isolation writes), ``handlers`` (paging, delta), ``odata`` (query
+grammar, signed tokens); the data model: ``tenant`` (``SimTenant``) composed of
+``tenant_base`` (collections, change logs, generic object API; ``collection``,
+``credentials``) and one part per Graph area: ``tenant_audit``, ``tenant_security``,
+``tenant_identity``, ``tenant_directory``, ``tenant_intune``; objects: ``generators`` (users,
+sign-ins, audits, alerts) and ``gen_security``, ``gen_identity``, ``gen_audit``,
+``gen_directory``, ``gen_intune``, ``gen_reports`` (on ``gen_common``); ``graph_roles``
+(Microsoft Graph app roles with their real ids) and ``role_catalogue`` (every permission
+exposed); ``profiles`` (licences), ``faults`` (injected failures, request triggers, throttling
+budgets), ``responses`` (error shapes), ``tls``, ``timefmt``.
+
+Imports only go down this list's dependency order (checked by a test): nothing inside the
+package imports the package itself, handlers are typed against ``core.SimCore`` and the tenant
+against ``tenant_base.TenantHost``, so there is no import cycle.
 
 Note for clients: ``requests`` lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the
 environment override ``Session.verify``; pass ``verify=ca_path`` per request or set
@@ -36,7 +48,9 @@ environment override ``Session.verify``; pass ``verify=ca_path`` per request or 
 
 Knobs: ``sim.throttle(prefix, count, retry_after=2.0, status=429)``,
 ``sim.fault(prefix, kind, count=1)`` (reset / truncated / short_read / not_json / stall /
-``slow:<s>``), ``sim.inject_empty_pages(prefix, count)``, ``sim.set_page_size(path, n)``,
+``slow:<s>``), ``sim.fail_at(prefix, n, fault_or_status, count=1)`` and
+``sim.at_request(prefix, n, action)`` (armed synchronously at the n-th request under the
+prefix: deterministic mid-paging faults), ``sim.inject_empty_pages(prefix, count)``, ``sim.set_page_size(path, n)``,
 ``sim.page_delay``, ``sim.token_lifetime``, ``sim.enforce_budgets``, ``sim.clock_offset``;
 per tenant: ``t.permissions`` (granted app roles, None = all; settable), ``t.profile``
 (settable), ``t.replay_every``, ``t.expire_delta_tokens(mode)``, ``t.revoke_tokens()``,
@@ -49,80 +63,13 @@ per tenant: ``t.permissions`` (granted app roles, None = all; settable), ``t.pro
 
 from __future__ import annotations
 
+# Re-exports only: no module of the package imports this one.
 from .profiles import CAPABILITIES, PROFILES
 from .routes import SimRequest, SimResponse, graph_error, register_route, unregister_route
 from .server import GraphSimulator, RequestRecord
+from .serving import serve, sim_config_yaml
 from .tenant import DEFAULT_VOLUMES, SimTenant
-from . import directory_writes  # noqa: E402,F401  (registers the user-isolation routes)
 
 __all__ = ["GraphSimulator", "SimTenant", "RequestRecord", "PROFILES", "CAPABILITIES", "DEFAULT_VOLUMES",
            "serve", "sim_config_yaml", "SimRequest", "SimResponse", "register_route", "unregister_route",
            "graph_error"]
-
-
-def sim_config_yaml(sim: GraphSimulator, tenant: SimTenant, state_path: str = "./td-graph-sim-state.db") -> str:
-    """A ready-to-use td-graph config for one simulated tenant (valid YAML, CA path as a comment)."""
-
-    def q(value: str) -> str:  # double-quoted YAML scalar
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return "\n".join(
-        [
-            "# td-graph configuration for the local Graph simulator",
-            f"# CA certificate of the simulator: {sim.ca_path}",
-            "tenants:",
-            "  - name: sim",
-            f"    tenant_id: {q(tenant.tenant_id)}",
-            f"    client_id: {q(tenant.client_id)}",
-            f"    client_secret: {q(tenant.client_secret)}",
-            f"    login_endpoint: {q(sim.base_url)}",
-            f"    graph_endpoint: {q(sim.base_url)}",
-            f"    ca_bundle: {q(sim.ca_path or '')}",
-            "output:",
-            "  type: stdout",
-            "state:",
-            f"  path: {q(state_path)}",
-            "",
-        ]
-    )
-
-
-def serve(port: int = 8443, profile: str = "e5", host: str = "127.0.0.1", volumes: dict | None = None, *,
-          workdir: str | None = None, stop_event=None, out=None) -> int:
-    """Run a simulator with one tenant until SIGINT/SIGTERM (or ``stop_event``).
-
-    Prints the td-graph YAML config for the tenant (and the CA path) to stdout first.
-    Returns 0 after a clean stop, 1 if the port cannot be bound.
-    """
-    import signal
-    import sys
-    import threading
-
-    out = out or sys.stdout
-    done = stop_event or threading.Event()
-    sim = GraphSimulator(host=host, port=port, workdir=workdir)
-    try:
-        sim.start()
-    except OSError as exc:
-        sys.stderr.write(f"td-graph simulate: cannot listen on {host}:{port}: {exc.strerror or exc}\n")
-        return 1
-    previous = {}
-    try:
-        tenant = sim.add_tenant(profile=profile, volumes=volumes)
-        out.write(sim_config_yaml(sim, tenant))
-        out.flush()
-        sys.stderr.write(f"td-graph simulator ({profile}) listening on {sim.base_url}; CA: {sim.ca_path}. "
-                         "Ctrl-C to stop.\n")
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, lambda *_: done.set())
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        sim.stop()
-    return 0

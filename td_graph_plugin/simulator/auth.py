@@ -16,10 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import secrets
-import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -27,10 +24,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from .core import SimCore
 from .responses import Response, aad_error
+from .tokens import TokenStore
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import GraphSimulator
     from .tenant import SimTenant
 
 __all__ = ["GRAPH_SCOPE", "TokenStore", "openid_configuration", "token_endpoint"]
@@ -40,39 +38,11 @@ _JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _CLOCK_SKEW = 300.0
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    tenant_id: str
-    client_id: str
-    expires_at: float
-    generation: int
-
-
-class TokenStore:
-    """token -> IssuedToken.  Tokens are never logged or recorded anywhere else."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tokens: dict[str, IssuedToken] = {}
-
-    def issue(self, tenant: "SimTenant", lifetime: float, now: float) -> str:
-        token = "sim." + secrets.token_urlsafe(48)
-        with self._lock:
-            if len(self._tokens) > 10000:
-                self._tokens = {k: v for k, v in self._tokens.items() if v.expires_at > now}
-            self._tokens[token] = IssuedToken(tenant.tenant_id, tenant.client_id, now + lifetime, tenant.token_generation)
-        return token
-
-    def resolve(self, token: str) -> IssuedToken | None:
-        with self._lock:
-            return self._tokens.get(token)
-
-
 def _b64url(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
-def openid_configuration(sim: "GraphSimulator", segment: str) -> Response:
+def openid_configuration(sim: SimCore, segment: str) -> Response:
     tenant = sim.find_tenant(segment)
     if tenant is None:
         return _unknown_tenant(segment)
@@ -113,7 +83,7 @@ def _unknown_tenant(segment: str) -> Response:
     )
 
 
-def token_endpoint(sim: "GraphSimulator", segment: str, form: dict[str, str], basic: tuple[str, str] | None) -> Response:
+def token_endpoint(sim: SimCore, segment: str, form: dict[str, str], basic: tuple[str, str] | None) -> Response:
     """Client-credentials grant.  ``form`` is the decoded body; ``basic`` = Basic auth pair."""
     tenant = sim.find_tenant(segment)
     if tenant is None:
@@ -123,7 +93,7 @@ def token_endpoint(sim: "GraphSimulator", segment: str, form: dict[str, str], ba
     return resp
 
 
-def _token(sim: "GraphSimulator", tenant: "SimTenant", form: dict[str, str], basic: tuple[str, str] | None) -> Response:
+def _token(sim: SimCore, tenant: "SimTenant", form: dict[str, str], basic: tuple[str, str] | None) -> Response:
     grant = form.get("grant_type")
     if not grant:
         return aad_error(400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
@@ -175,7 +145,7 @@ def _token(sim: "GraphSimulator", tenant: "SimTenant", form: dict[str, str], bas
                     "application/json; charset=utf-8")
 
 
-def _check_assertion(sim: "GraphSimulator", tenant: "SimTenant", assertion: str) -> Response | None:
+def _check_assertion(sim: SimCore, tenant: "SimTenant", assertion: str) -> Response | None:
     """Verify a client-assertion JWT against the tenant's registered certificate."""
     try:
         h64, p64, s64 = assertion.split(".")

@@ -5,6 +5,10 @@ Two kinds of trouble, kept apart because tests use them differently:
 * one-shot knobs (``Knobs``): "the next N requests under this path prefix" answer 429/5xx,
   break the connection, return a broken body, stall, or come slowly; or a page comes back
   empty with a nextLink.  Deterministic, so a test can assert exactly one retry happened.
+* request triggers (``Triggers``): "when the Nth request under this path prefix arrives, run
+  this action first" (arm a knob, revoke tokens, change the licence).  Evaluated synchronously
+  in the request handler, so a fault lands exactly at request N: no test thread polls the
+  request log and races the client.
 * budgets (``Budgets``): the documented per-service limits (graph-facts §0.6) enforced with a
   sliding window when ``GraphSimulator.enforce_budgets`` is on, for benchmarks that must
   prove the client paces itself.  Identity Protection's 429 carries no Retry-After, as
@@ -16,8 +20,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
-__all__ = ["FAULT_KINDS", "Knobs", "Budget", "BUDGETS", "Budgets", "parse_fault_kind"]
+__all__ = ["FAULT_KINDS", "Knobs", "Triggers", "Budget", "BUDGETS", "Budgets", "parse_fault_kind"]
 
 # reset: close the TCP connection (RST) without a response.  truncated: 200 whose JSON body is
 # cut in half (Content-Length matches the cut body).  short_read: 200 whose Content-Length
@@ -77,6 +82,48 @@ class Knobs:
         self.throttles.clear()
         self.faults.clear()
         self.empty_pages.clear()
+
+
+class Triggers:
+    """Actions armed to run when the Nth request (counted from arming) under a path prefix arrives.
+
+    ``fire(path)`` runs in the request's handler thread before anything else looks at the
+    request, holding one lock: the action's effects (a knob it arms, a revocation) apply to
+    that very request, and a concurrent request under the prefix waits until the action is
+    done.  The lock is re-entrant so an action may arm another trigger.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._entries: list[list] = []  # [prefix, requests still to come before it fires, action]
+
+    def add(self, prefix: str, n: int, action: Callable[[], object]) -> None:
+        if n < 1:
+            raise ValueError("n must be at least 1 (the first request under the prefix is 1)")
+        with self._lock:
+            self._entries.append([prefix, n, action])
+
+    def fire(self, path: str) -> None:
+        """Count this request for every matching trigger and run those that reach their N."""
+        with self._lock:
+            due = []
+            for entry in list(self._entries):
+                if path.startswith(entry[0]):
+                    entry[1] -= 1
+                    if entry[1] <= 0:
+                        self._entries.remove(entry)
+                        due.append(entry[2])
+            for action in due:
+                action()
+
+    def pending(self) -> int:
+        """How many triggers have not fired yet."""
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ which is how td-graph learns what an app was granted (td_graph_plugin/discovery.
 The ids are Microsoft's real appRole GUIDs (the same in every tenant), checked against several
 independent public listings of the Microsoft Graph service principal's appRoles.  A permission
 the simulator meets that is not in this table (a third-party source's made-up permission, a
-test's own) gets a deterministic uuid5 id instead (``role_id``).
+test's own) gets a deterministic uuid5 id instead (``role_id``).  The full list of names the
+Graph service principal exposes is ``role_catalogue.role_names``.
 
 Every permission named by td-graph's catalogue, by the onboarding guide
 (/work/shared/seed/ms-graph-onboarding-guide.md) and by the simulator's endpoint rows is here,
@@ -17,9 +18,8 @@ plus Organization.Read.All, User.ReadWrite.All and Directory.ReadWrite.All.
 from __future__ import annotations
 
 import uuid
-from typing import Iterable
 
-__all__ = ["GRAPH_APP_ID", "GRAPH_APP_ROLES", "role_id", "role_names", "app_role"]
+__all__ = ["GRAPH_APP_ID", "GRAPH_APP_ROLES", "role_id", "app_role"]
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
@@ -74,15 +74,6 @@ def role_id(name: str) -> str:
     """The appRole id of a permission: Microsoft's real one, else a stable uuid5 (simulator-only)."""
     known = GRAPH_APP_ROLES.get(name)
     return known[0] if known else str(uuid.uuid5(_NAMESPACE, "graph-app-role:" + name))
-
-
-def role_names(extra: Iterable[str] = ()) -> list[str]:
-    """Every permission the Graph service principal exposes here, sorted (``extra`` included)."""
-    from .endpoints import all_permissions
-    from .routes import route_permissions
-
-    names = set(GRAPH_APP_ROLES) | all_permissions() | route_permissions() | set(extra)
-    return sorted(names)
 
 
 def app_role(name: str) -> dict:

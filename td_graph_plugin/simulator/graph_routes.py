@@ -22,11 +22,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Mapping
 
-from . import gen_more as gm
-from .graph_roles import GRAPH_APP_ID, app_role, role_id, role_names
-from .handlers import render_related
-from .responses import Response
+from .core import SimCore
+from .downloads import DOWNLOAD_PREFIX, REPORT_LINK_TTL
+from .gen_reports import office365_active_user_csv
+from .graph_roles import GRAPH_APP_ID, app_role, role_id
+from .request_base import render_related
+from .responses import Response, json_response
+from .role_catalogue import role_names
 from .routes import SimRequest, SimResponse, graph_error, page_response, register_route
 from .timefmt import format_ts
 
@@ -38,8 +42,6 @@ _SP_FIELDS = frozenset({
     "appRoleAssignmentRequired", "appRoles", "displayName", "servicePrincipalNames", "servicePrincipalType",
     "signInAudience", "tags", "alternativeNames",
 })
-DOWNLOAD_PREFIX = "/_download/reports/"
-REPORT_LINK_TTL = 300.0  # "valid for a few minutes" (graph-facts §7); the exact lifetime is ASSUMED
 
 
 def _not_found(obj_id: str) -> SimResponse:
@@ -208,43 +210,20 @@ def _report(req: SimRequest) -> SimResponse:
         days = 1
     t = req.tenant
     users = [u for u in t.users if u["visible_at"] <= req.sim.now()]
-    data = gm.office365_active_user_csv(users, req.sim.now(), t.seed, days)
+    data = office365_active_user_csv(users, req.sim.now(), t.seed, days)
     token = secrets.token_urlsafe(24)
     req.sim._downloads.put(token, t.tenant_id, data, req.sim.now() + REPORT_LINK_TTL)
     location = f"{req.sim.base_url}{DOWNLOAD_PREFIX}{token}.csv"
     return SimResponse(302, None, {"Location": location})
 
 
-class DownloadStore:
-    """token -> (tenant id, CSV bytes, expiry); expired entries are pruned on insert."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self._lock = threading.Lock()
-        self._items: dict[str, tuple[str, bytes, float]] = {}
-
-    def put(self, token: str, tenant_id: str, data: bytes, expires: float) -> None:
-        with self._lock:
-            if len(self._items) > 200:
-                now = time.time()
-                self._items = {k: v for k, v in self._items.items() if v[2] > now - 3600}
-            self._items[token] = (tenant_id, data, expires)
-
-    def get(self, token: str) -> tuple[str, bytes, float] | None:
-        with self._lock:
-            return self._items.get(token)
-
-
-def download(sim, path: str, headers) -> Response:
+def download(sim: SimCore, path: str, headers: Mapping[str, str]) -> Response:
     """``GET {base_url}/_download/reports/<token>.csv``: the pre-authenticated report file.
 
     No Authorization needed (the URL is the credential).  ASSUMED, to make a token leak
     testable: a request that DOES carry ``Authorization: Bearer ...`` is refused with 400.
     An unknown or expired link answers 403 the way an expired pre-signed storage URL does.
     """
-    from .responses import json_response
-
     token = path[len(DOWNLOAD_PREFIX):]
     if token.endswith(".csv"):
         token = token[:-4]

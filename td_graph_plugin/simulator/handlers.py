@@ -13,131 +13,20 @@ request whose options differ from those sealed in the token is refused with 400.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from .endpoints import Endpoint
-from .odata import ODataError, TokenCodec, encode_query, parse_filter, parse_orderby, parse_select, parse_top
+from .delta import DeltaExpired, handle_delta
+from .odata import ODataError, parse_filter, parse_orderby, parse_select, parse_top
 from .profiles import subscribed_skus
+from .request_base import (GraphRequest, SnapshotCache, _check_options, _context, _decode_page_token, _link, _render,
+                           render_related)
 from .responses import Response, json_response
 from .timefmt import parse_ts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .tenant import SimTenant
-
-__all__ = ["GraphRequest", "SnapshotCache", "handle"]
+__all__ = ["GraphRequest", "SnapshotCache", "DeltaExpired", "handle", "render_related"]
 
 _INTERACTIVE = ("interactiveUser",)  # a sign-in without signInEventTypes is an interactive one
-
-
-@dataclass
-class GraphRequest:
-    tenant: "SimTenant"
-    version: str
-    endpoint: Endpoint
-    query: dict[str, str]  # option names lower-cased
-    prefer: str  # the Prefer header, lower-cased ("" if absent)
-    base_url: str
-    now: float
-    codec: TokenCodec
-    snapshots: "SnapshotCache"
-    page_size: int | None  # simulator override of the endpoint's default page size
-    take_empty_page: Callable[[], bool]
-
-    @property
-    def include_unknown_enums(self) -> bool:
-        return "include-unknown-enum-members" in self.prefer
-
-
-class SnapshotCache:
-    """LRU of query snapshots keyed by (tenant, version, path, query, as_of).
-
-    Bounded by the total number of object references held (not entries), so a benchmark
-    running many full scans of 200,000 sign-ins cannot grow memory without limit.
-    """
-
-    def __init__(self, max_refs: int = 4_000_000):
-        self._max_refs = max_refs
-        self._refs = 0
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple, list] = OrderedDict()
-
-    def get(self, key: tuple, build: Callable[[], list]) -> list:
-        with self._lock:
-            hit = self._data.get(key)
-            if hit is not None:
-                self._data.move_to_end(key)
-                return hit
-        value = build()
-        with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._refs -= len(old) + 1
-            self._data[key] = value
-            self._refs += len(value) + 1
-            while self._refs > self._max_refs and len(self._data) > 1:
-                _, dropped = self._data.popitem(last=False)
-                self._refs -= len(dropped) + 1
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._refs = 0
-
-
-def _check_options(req: GraphRequest) -> None:
-    ep = req.endpoint
-    for name in req.query:
-        if name in ep.rejected_options:
-            code, message = ep.rejected_options[name]
-            raise ODataError(message, code=code)
-        if name == "$skiptoken" or name in ep.options:
-            continue
-        if name == "$top" and ep.max_top is None:
-            raise ODataError("Query option '$top' is not supported on this resource.")
-        if name.startswith("$"):
-            raise ODataError(f"The query parameter '{name}' is not supported on '{ep.path}'.")
-        raise ODataError(f"The query parameter '{name}' is not supported.")
-
-
-def _context(req: GraphRequest, select: tuple[str, ...] = ()) -> str:
-    suffix = req.endpoint.context + (f"({','.join(select)})" if select else "")
-    return f"{req.base_url}/{req.version}/$metadata#{suffix}"
-
-
-def _link(req: GraphRequest, q: dict[str, str], name: str, token: str) -> str:
-    items = [(k, v) for k, v in q.items()]
-    items.append((name, token))
-    return f"{req.base_url}/{req.version}{req.endpoint.path}?{encode_query(items)}"
-
-
-def _render(req: GraphRequest, objs: list[dict], select: tuple[str, ...]) -> list[dict]:
-    ep = req.endpoint
-    out = []
-    if select:
-        for o in objs:
-            out.append({k: o.get(k) for k in select})
-    elif ep.default_properties:
-        props = ep.default_properties
-        for o in objs:
-            out.append({k: o.get(k) for k in props})
-    else:
-        hidden = ep.hidden_fields
-        for o in objs:
-            d = o.copy()
-            del d["visible_at"]
-            for h in hidden:
-                d.pop(h, None)
-            out.append(d)
-    if ep.evolvable_enums and not req.include_unknown_enums:
-        for d in out:
-            for fieldname, newer in ep.evolvable_enums.items():
-                if d.get(fieldname) in newer:
-                    d[fieldname] = "unknownFutureValue"
-    return out
 
 
 # ----------------------------------------------------------------------------- window / list
@@ -279,27 +168,6 @@ def _predicate(fieldname: str, op: str, value: float) -> Callable[[dict], bool]:
     raise ODataError(f"Invalid filter clause: unsupported operator '{op}'.")
 
 
-def render_related(req: GraphRequest, objs: list[dict]) -> list[dict]:
-    """Objects of another collection as Graph serves them (internal fields stripped, enums)."""
-    from .endpoints import rows
-
-    enums: dict = {}
-    for ep in rows():
-        if ep.collection == "alerts":
-            enums = dict(ep.evolvable_enums)
-            break
-    out = []
-    for o in objs:
-        d = o.copy()
-        d.pop("visible_at", None)
-        if not req.include_unknown_enums:
-            for fieldname, newer in enums.items():
-                if d.get(fieldname) in newer:
-                    d[fieldname] = "unknownFutureValue"
-        out.append(d)
-    return out
-
-
 def _expand(req: GraphRequest, values: list[dict], names: tuple[str, ...]) -> None:
     for name in names:
         collection, key = req.endpoint.expand[name]
@@ -310,18 +178,6 @@ def _expand(req: GraphRequest, values: list[dict], names: tuple[str, ...]) -> No
         for d in values:
             d[name] = render_related(req, related.get(d.get("id"), []))
             d[f"{name}@odata.context"] = f"{req.base_url}/{req.version}/$metadata#{req.endpoint.context}('{d.get('id')}')/{name}"
-
-
-def _decode_page_token(req: GraphRequest, token: str, kind: str) -> dict:
-    payload = req.codec.decode(token)
-    if (
-        payload.get("k") != kind
-        or payload.get("t") != req.tenant.tenant_id
-        or payload.get("v") != req.version
-        or payload.get("p") != req.endpoint.path
-    ):
-        raise ODataError("The provided $skiptoken is invalid: it was not issued for this resource.")
-    return payload
 
 
 def handle_list(req: GraphRequest) -> Response:
@@ -359,138 +215,6 @@ def handle_list(req: GraphRequest) -> Response:
     return json_response(200, body)
 
 
-# ----------------------------------------------------------------------------- delta
-
-class DeltaExpired(Exception):
-    """An outstanding delta token was invalidated; ``mode`` says how Graph refuses it."""
-
-    def __init__(self, mode: str, select: str | None):
-        super().__init__(mode)
-        self.mode = mode
-        self.select = select
-
-
-def _delta_link(req: GraphRequest, seq: int, select: str | None, top: int | None = None) -> str:
-    payload = {"k": "delta", "t": req.tenant.tenant_id, "v": req.version, "p": req.endpoint.path,
-               "s": seq, "e": req.tenant.delta_epoch, "sel": select, "i": req.now}
-    if top is not None:
-        payload["n"] = top
-    tok = req.codec.encode(payload)
-    return f"{req.base_url}/{req.version}{req.endpoint.path}?{encode_query([('$deltatoken', tok)])}"
-
-
-def _check_epoch(req: GraphRequest, payload: dict) -> None:
-    mode = req.tenant.expiry_mode(int(payload.get("e", -1)))
-    if mode is None and req.now - float(payload.get("i", req.now)) > req.tenant.delta_token_ttl:
-        mode = "syncStateNotFound"
-    if mode is not None:
-        raise DeltaExpired(mode, payload.get("sel"))
-
-
-def handle_delta(req: GraphRequest) -> Response:
-    """Delta over any collection with a change log (users, groups, devices, applications, ...)."""
-    _check_options(req)
-    q = dict(req.query)
-    ep = req.endpoint
-    tenant = req.tenant
-    coll_name = ep.collection
-    select_text = q.get("$select")
-    top = parse_top(q["$top"], ep.max_top) if "$top" in q and ep.max_top is not None else None
-    kind = "initial"
-    since = upto = 0
-    offset = 0
-    as_of = req.now
-    if "$skiptoken" in q:
-        if len(q) > 1:
-            raise ODataError("Query options must not be combined with $skiptoken on a delta request; "
-                             "they are encoded in the token. Follow @odata.nextLink exactly as returned.")
-        payload = _decode_page_token(req, q["$skiptoken"], "dpage")
-        _check_epoch(req, payload)
-        select_text = payload.get("sel")
-        top = payload.get("n")
-        kind, since, upto, offset = payload["m"], int(payload["f"]), int(payload["s"]), int(payload["o"])
-        as_of = float(payload["a"])
-    elif "$deltatoken" in q:
-        raw = q["$deltatoken"]
-        if raw.lower() == "latest":
-            body = {"@odata.context": _context(req), "value": [],
-                    "@odata.deltaLink": _delta_link(req, tenant.delta_seq_of(coll_name), select_text, top)}
-            return json_response(200, body)
-        if raw:
-            if len(q) > 1:
-                raise ODataError("Query options must not be combined with a $deltatoken; they are encoded in "
-                                 "the token. Call @odata.deltaLink exactly as returned.")
-            payload = _decode_page_token(req, raw, "delta")
-            _check_epoch(req, payload)
-            select_text = payload.get("sel")
-            top = payload.get("n")
-            kind, since, upto = "incremental", int(payload["s"]), tenant.delta_seq_of(coll_name)
-    select = parse_select(select_text, ep.known_fields, ep.entity) if select_text else ()
-    if select and "id" not in select:
-        select = ("id",) + select
-    if "$skiptoken" not in q:
-        as_of = req.now
-        if kind == "initial":
-            upto = tenant.delta_seq_of(coll_name)
-    replay = tenant.replay_every
-
-    def build() -> list[str]:
-        if kind == "initial":
-            # Membership of the initial sync as of its first page; a rebuild after cache
-            # eviction may differ slightly, which delta's documented replays allow.
-            items = tenant.collection(coll_name).items
-            return _with_replays([o["id"] for o in items if o["visible_at"] <= as_of], replay)
-        return _with_replays(tenant.changed_ids(since, upto, coll_name), replay)
-
-    key = (tenant.tenant_id, "delta", coll_name, req.version, kind, since, upto, as_of, replay)
-    ids = req.snapshots.get(key, build)
-    size = top or req.page_size or ep.default_top
-    if req.take_empty_page():
-        chunk, next_offset = [], offset
-    else:
-        chunk = ids[offset: offset + size]
-        next_offset = offset + len(chunk)
-    value = []
-    props = select or ep.default_properties or ()
-    for oid in chunk:
-        state = tenant.object_state(coll_name, oid)
-        if isinstance(state, dict):
-            value.append({k: state.get(k) for k in props} if props else _strip(state))
-        elif isinstance(state, str):
-            value.append({"id": oid, "@removed": {"reason": state}})
-    body: dict = {"@odata.context": _context(req, select)}
-    if next_offset < len(ids):
-        payload = {"k": "dpage", "t": tenant.tenant_id, "v": req.version, "p": ep.path, "m": kind,
-                   "f": since, "s": upto, "o": next_offset, "e": tenant.delta_epoch, "sel": select_text,
-                   "i": req.now, "a": as_of}
-        if top is not None:
-            payload["n"] = top
-        body["@odata.nextLink"] = _link(req, {}, "$skiptoken", req.codec.encode(payload))
-        body["value"] = value
-    else:
-        body["value"] = value
-        body["@odata.deltaLink"] = _delta_link(req, upto, select_text, top)
-    return json_response(200, body)
-
-
-def _with_replays(ids: list[str], every: int) -> list[str]:
-    """Documented replays: every ``every``-th entry is repeated right after itself."""
-    if every <= 0:
-        return ids
-    out = []
-    for i, uid in enumerate(ids, 1):
-        out.append(uid)
-        if i % every == 0:
-            out.append(uid)
-    return out
-
-
-def _strip(obj: dict) -> dict:
-    d = obj.copy()
-    d.pop("visible_at", None)
-    return d
-
-
 # ----------------------------------------------------------------------------- computed
 
 def handle_computed(req: GraphRequest) -> Response:
@@ -515,4 +239,3 @@ HANDLERS: dict[str, Callable[[GraphRequest], Response]] = {
 
 def handle(req: GraphRequest) -> Response:
     return HANDLERS[req.endpoint.mode](req)
-

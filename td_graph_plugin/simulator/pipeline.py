@@ -18,20 +18,21 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 import orjson
 
 from . import auth, routes
+from .downloads import DOWNLOAD_PREFIX
 from .endpoints import lookup
-from .graph_routes import DOWNLOAD_PREFIX, download
+from .graph_routes import download
 from .handlers import DeltaExpired, GraphRequest, handle
 from .odata import ODataError, encode_query, parse_query
 from .responses import RequestIds, Response, aad_error, graph_error, throttled
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import GraphSimulator
+    from .core import SimCore
     from .tenant import SimTenant
 
 __all__ = ["route"]
 
 
-def route(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, body: bytes,
+def route(sim: "SimCore", method: str, path: str, raw_query: str, headers, body: bytes,
           ids: RequestIds) -> Response:
     if path.startswith("/v1.0/") or path.startswith("/beta/") or path in ("/v1.0", "/beta"):
         return _graph(sim, method, path, raw_query, headers, ids, body)
@@ -42,7 +43,7 @@ def route(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers
     return _login(sim, method, path, headers, body)
 
 
-def _login(sim: "GraphSimulator", method: str, path: str, headers, body: bytes) -> Response:
+def _login(sim: "SimCore", method: str, path: str, headers, body: bytes) -> Response:
     parts = [p for p in path.split("/") if p]
     if method == "GET" and len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
         return auth.openid_configuration(sim, parts[0])
@@ -60,7 +61,7 @@ def _login(sim: "GraphSimulator", method: str, path: str, headers, body: bytes) 
     return aad_error(404, "invalid_request", 900561, f"The endpoint {path} is not served by this simulator.")
 
 
-def _graph(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds,
+def _graph(sim: "SimCore", method: str, path: str, raw_query: str, headers, ids: RequestIds,
            body: bytes = b"") -> Response:
     knob = sim._knobs.throttles.take(path)
     if knob is not None:
@@ -74,7 +75,7 @@ def _graph(sim: "GraphSimulator", method: str, path: str, raw_query: str, header
     return resp
 
 
-def _authenticate(sim: "GraphSimulator", headers, ids: RequestIds):
+def _authenticate(sim: "SimCore", headers, ids: RequestIds):
     www = {"WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
                                'client_id="00000003-0000-0000-c000-000000000000"'}
     authz = headers.get("Authorization") or ""
@@ -90,7 +91,7 @@ def _authenticate(sim: "GraphSimulator", headers, ids: RequestIds):
     return tenant, issued.client_id, None
 
 
-def _graph_authenticated(sim: "GraphSimulator", method: str, path: str, raw_query: str, headers, ids: RequestIds,
+def _graph_authenticated(sim: "SimCore", method: str, path: str, raw_query: str, headers, ids: RequestIds,
                          tenant: "SimTenant", client_id: str, body: bytes = b"") -> Response:
     if sim.page_delay > 0:
         sim._stop_event.wait(sim.page_delay)
@@ -144,7 +145,7 @@ def _graph_authenticated(sim: "GraphSimulator", method: str, path: str, raw_quer
                            "The sync state generation is not found or has expired. Start a full synchronization.", ids)
 
 
-def _routed(sim: "GraphSimulator", route: "routes.Route", match, method: str, version: str, path: str, raw_query: str,
+def _routed(sim: "SimCore", route: "routes.Route", match, method: str, version: str, path: str, raw_query: str,
             headers, body: bytes, ids: RequestIds, tenant: "SimTenant", client_id: str) -> Response:
     if sim.enforce_budgets:
         cls = route.throttle

@@ -42,7 +42,7 @@ from .responses import GRAPH_JSON, RequestIds
 from .timefmt import inner_error_date
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import GraphSimulator
+    from .core import SimCore
     from .tenant import SimTenant
 
 __all__ = ["SimRequest", "SimResponse", "register_route", "unregister_route", "graph_error", "routes",
@@ -65,7 +65,7 @@ class SimRequest:
     json: Any  # the parsed JSON body, or None
     tenant: "SimTenant"
     match: re.Match
-    sim: "GraphSimulator"
+    sim: "SimCore"  # a GraphSimulator
 
 
 @dataclass

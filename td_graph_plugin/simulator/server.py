@@ -1,10 +1,10 @@
 """``GraphSimulator``: the public object: lifecycle, tenants, request log and knobs.
 
-The pieces it wires together: ``transport`` (TLS + HTTP/1.1 keep-alive on loopback, faults
-at the byte level), ``pipeline`` (login vs Graph routing and Graph's checks), ``auth``
-(tokens), ``handlers`` (paging and delta over ``endpoints`` rows), ``tenant`` (data).
-``stop()`` is prompt: it stops the accept loop, releases stalled/slow/delayed handlers via
-one event, and shuts every open connection.
+The pieces it wires together: ``core`` (state and knobs every handler reads), ``transport``
+(TLS + HTTP/1.1 keep-alive on loopback, faults at the byte level), ``pipeline`` (login vs
+Graph routing and Graph's checks), ``auth`` (tokens), ``handlers`` (paging and delta over
+``endpoints`` rows), ``tenant`` (data).  ``stop()`` is prompt: it stops the accept loop,
+releases stalled/slow/delayed handlers via one event, and shuts every open connection.
 """
 
 from __future__ import annotations
@@ -15,24 +15,21 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 import uuid
+from typing import Iterable
 
-from . import auth
-from .faults import Budgets, Knobs, parse_fault_kind
-from .graph_routes import DownloadStore
-from .handlers import SnapshotCache
-from .odata import TokenCodec
+from . import directory_writes  # noqa: F401  (registers the user-isolation routes)
+from .core import SimCore
+from .records import RequestRecord
+from .role_catalogue import role_names
 from .tenant import SimTenant
 from .tls import make_tls
-from .transport import RequestRecord, SimServer
+from .transport import SimServer
 
 __all__ = ["GraphSimulator", "RequestRecord"]
 
-_LOOPBACK = ("127.0.0.1", "localhost")
 
-
-class GraphSimulator:
+class GraphSimulator(SimCore):
     """A TLS fake of login.microsoftonline.com + graph.microsoft.com on loopback.
 
     ``GraphSimulator(host="127.0.0.1", port=0, workdir=None)``; ``start()``/``stop()`` or use
@@ -40,37 +37,13 @@ class GraphSimulator:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, workdir: str | None = None, verbose: bool = False):
-        if host not in _LOOPBACK:
-            raise ValueError("the simulator listens on loopback only (127.0.0.1 or localhost)")
-        self.host = "127.0.0.1"
+        super().__init__(host=host, port=port, verbose=verbose)
         self._requested_port = port
         self._workdir_arg = workdir
-        self.verbose = verbose
-        self.token_lifetime: float = 3599
-        self.page_delay: float = 0.0
-        self.enforce_budgets: bool = False
-        self.clock_offset: float = 0.0
-        self.tokens = auth.TokenStore()
-        self._tenants: dict[str, SimTenant] = {}
-        self._tenant_lock = threading.Lock()
-        self._requests: list[RequestRecord] = []
-        self._requests_lock = threading.Lock()
-        self._knobs = Knobs()
-        self._budgets = Budgets()
-        self._snapshots = SnapshotCache()
-        self._codec = TokenCodec(secrets.token_bytes(32))
-        self._page_sizes: dict[str, int] = {}
-        self._downloads = DownloadStore()  # usage reports' pre-authenticated CSV links
-        self._stop_event = threading.Event()
-        self._conns: set = set()
-        self._conns_lock = threading.Lock()
         self._server: SimServer | None = None
         self._thread: threading.Thread | None = None
         self._workdir: str | None = None
         self._own_workdir = False
-        self._ssl_ctx = None
-        self.ca_path: str | None = None
-        self.port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "GraphSimulator":
@@ -119,16 +92,6 @@ class GraphSimulator:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("the simulator is not started; call start() first")
-        return f"https://{self.host}:{self.port}"
-
-    def now(self) -> float:
-        """The simulator's clock (wall clock + ``clock_offset``): visibility, token expiry."""
-        return time.time() + self.clock_offset
-
     # ------------------------------------------------------------------ tenants
     def add_tenant(self, profile: str = "e5", tenant_id: str | None = None, client_id: str | None = None,
                    client_secret: str | None = None, certificate_pem: str | bytes | None = None, seed: int = 0,
@@ -154,84 +117,9 @@ class GraphSimulator:
             self._tenants[tid.lower()] = tenant
         return tenant
 
-    def tenant(self, tenant_id: str) -> SimTenant:
-        t = self._tenants.get(tenant_id.lower())
-        if t is None:
-            raise KeyError(tenant_id)
-        return t
-
-    @property
-    def tenants(self) -> list[SimTenant]:
-        return list(self._tenants.values())
-
-    def find_tenant(self, segment: str) -> SimTenant | None:
-        """By tenant id or by its ``*.onmicrosoft.com`` domain, as the login service accepts both."""
-        key = segment.lower()
-        t = self._tenants.get(key)
-        if t is not None:
-            return t
-        for t in self._tenants.values():
-            if t.domain == key:
-                return t
-        return None
-
-    # ------------------------------------------------------------------ request log
-    @property
-    def requests(self) -> list[RequestRecord]:
-        with self._requests_lock:
-            return list(self._requests)
-
-    def clear_requests(self) -> None:
-        with self._requests_lock:
-            self._requests.clear()
-
-    def _record(self, rec: RequestRecord) -> None:
-        with self._requests_lock:
-            self._requests.append(rec)
-
-    def _track(self, conn, opened: bool) -> None:
-        with self._conns_lock:
-            if opened:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
-    # ------------------------------------------------------------------ knobs
-    def throttle(self, path_prefix: str, count: int, retry_after: float | None = 2.0, status: int = 429) -> None:
-        """The next ``count`` Graph requests under ``path_prefix`` answer ``status`` (429/500/503/504)."""
-        if status not in (429, 500, 502, 503, 504):
-            raise ValueError("status must be 429, 500, 502, 503 or 504")
-        self._knobs.throttles.add(path_prefix, count, (status, retry_after))
-
-    def fault(self, path_prefix: str, kind: str, count: int = 1) -> None:
-        """The next ``count`` requests (login or Graph) under ``path_prefix`` misbehave.
-
-        ``kind``: reset, truncated, short_read, not_json, stall, or ``slow:<seconds>``.
-        """
-        self._knobs.faults.add(path_prefix, count, parse_fault_kind(kind))
-
-    def inject_empty_pages(self, path_prefix: str, count: int = 1) -> None:
-        """The next ``count`` pages under ``path_prefix`` are empty but carry a nextLink (legal)."""
-        self._knobs.empty_pages.add(path_prefix, count, True)
-
-    def set_page_size(self, path: str, size: int | None) -> None:
-        """Default page size (when the client sends no $top) for an endpoint path, e.g. "/users/delta".
-
-        Paged routes use a key without ids: "/servicePrincipals/appRoleAssignments",
-        "/security/incidents/alerts"."""
-        key = path.lower()
-        if size is None:
-            self._page_sizes.pop(key, None)
-        else:
-            if size < 1:
-                raise ValueError("size must be positive")
-            self._page_sizes[key] = size
-
-    def clear_knobs(self) -> None:
-        self._knobs.clear()
-        self._budgets.reset()
-        self._page_sizes.clear()
-        self.page_delay = 0.0
+    def role_names(self, extra: Iterable[str] = ()) -> list[str]:
+        """Every application permission the simulated Graph exposes (what a tenant can be granted)."""
+        return role_names(extra)
 
 
 def _random_secret() -> str:

@@ -13,36 +13,18 @@ import struct
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
+from .core import SimCore
 from .pipeline import route
+from .records import RequestRecord
 from .responses import RequestIds, Response, graph_error
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import GraphSimulator
 
 __all__ = ["RequestRecord", "SimServer"]
 
 # Never recorded, even if a (buggy) client puts them in the URL instead of the body.
 _SECRET_PARAMS = frozenset({"client_secret", "client_assertion", "access_token", "assertion", "code", "password"})
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request as the simulator saw it.  Never holds a token, secret or body."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int  # 0 when no response was sent (reset, stall)
-    tenant_id: str | None
-    has_authorization: bool
-    authorization_scheme: str | None
-    time: float
-    fault: str | None = None  # the injected fault that mangled/dropped this answer (reset, truncated, ...)
 
 
 class SimServer(ThreadingHTTPServer):
@@ -51,7 +33,7 @@ class SimServer(ThreadingHTTPServer):
     block_on_close = False  # stop() must not wait for stalled handler threads
     allow_reuse_address = True
 
-    def __init__(self, addr, sim: "GraphSimulator"):
+    def __init__(self, addr: tuple[str, int], sim: SimCore):
         self.sim = sim
         super().__init__(addr, _Handler)
 
@@ -130,6 +112,12 @@ class _Handler(BaseHTTPRequestHandler):
             sim._record(RequestRecord(self.command, path, display_query, status, tenant_id,
                                       authz is not None, scheme, time.time(), fault_kind))
 
+        try:
+            sim._triggers.fire(path)  # request N's own actions first: what they arm applies to it
+        except Exception:  # a test's action that fails must show, not silently drop the request
+            import traceback
+
+            traceback.print_exc()
         fault = sim._knobs.faults.take(path)
         if fault is not None:
             kind, seconds = fault
