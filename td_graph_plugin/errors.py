@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "PluginError",
     "StateError",
+    "StateLocked",
     "OutputError",
     "AuthError",
     "GraphError",
@@ -26,6 +27,8 @@ __all__ = [
     "GraphConditionalAccess",
     "GraphResyncRequired",
     "GraphResponseError",
+    "GraphStopped",
+    "SourceSkipped",
 ]
 
 
@@ -63,6 +66,21 @@ class StateError(TdGraphError):
     """The state store is locked, corrupt or from a newer version. Never reset silently."""
 
     kind = "state"
+
+
+class StateLocked(StateError):
+    """Another td-graph process holds the state database's lock (a running collector).
+
+    Typed so callers (``isolate`` defers its audit record to the running collector) decide on
+    the type, never on the message text."""
+
+    def __init__(self, path: str, owner: str) -> None:
+        self.path = path
+        self.owner = owner
+        super().__init__(
+            f"state database {path} is in use by another td-graph process (pid {owner}); "
+            "give each process its own state.path"
+        )
 
 
 class OutputError(TdGraphError):
@@ -175,3 +193,15 @@ class GraphResponseError(GraphError):
     """Graph answered 2xx with a body that is not the JSON page it should be."""
 
     kind = "bad_response"
+
+
+class GraphStopped(GraphTransient):
+    """The stop event was set (SIGTERM) while a request was waiting or about to be sent."""
+
+    kind = "stopped"
+
+
+class SourceSkipped(TdGraphError):
+    """Not an error: the plan says this source cannot run now (licence, permission, cloud)."""
+
+    kind = "skipped"

@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from .status import FAILING, SOURCE_STATES
+
 __all__ = ["Metrics", "SOURCE_STATES", "EXPORTED_METRICS", "TOKEN_RESULTS"]
 
-SOURCE_STATES = ("ok", "unlicensed", "forbidden", "failing", "disabled")
 TOKEN_RESULTS = ("cache", "issued", "failed")
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -174,7 +175,7 @@ class Metrics:
         key = (tenant, source)
         with self._lock:
             self._states[key] = state
-            if state == "failing":
+            if state == FAILING:
                 self._failing_since.setdefault(key, self.clock())
             else:
                 self._failing_since.pop(key, None)

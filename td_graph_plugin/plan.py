@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from .discovery import Discovery, discover
 from .licensing import CAPABILITIES
 from .spec import SourceSpec
+from .status import DISABLED, FORBIDDEN, OK, UNLICENSED
 
 __all__ = ["Verdict", "verdict_for", "missing_permissions", "TenantPlanner", "DISCOVERY_TTL"]
 
@@ -27,12 +28,12 @@ DISCOVERY_TTL = 4 * 3600.0
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # run | unlicensed | forbidden | unavailable
+    status: str  # OK | UNLICENSED | FORBIDDEN | DISABLED (status.py)
     reason: str = ""
 
     @property
     def runs(self) -> bool:
-        return self.status == "run"
+        return self.status == OK
 
 
 def missing_permissions(spec: SourceSpec, granted: Iterable[str]) -> list[str]:
@@ -43,16 +44,18 @@ def missing_permissions(spec: SourceSpec, granted: Iterable[str]) -> list[str]:
 
 def verdict_for(spec: SourceSpec, cloud: str, d: Discovery | None) -> Verdict:
     if cloud not in spec.clouds:
-        return Verdict("unavailable", f"not offered in the {cloud} cloud")
+        return Verdict(DISABLED, f"not offered in the {cloud} cloud")
+    if not spec.reads_graph:
+        return Verdict(OK, "reads a local store, not Graph")
     if d is not None and d.permissions is not None:
         missing = missing_permissions(spec, d.permissions)
         if missing:
             names = ", ".join(m.split("|")[0] for m in missing)
-            return Verdict("forbidden", f"permission {names} not granted")
+            return Verdict(FORBIDDEN, f"permission {names} not granted")
     if d is not None and d.capabilities is not None and spec.licence and spec.licence not in d.capabilities:
         label = CAPABILITIES.get(spec.licence, spec.licence)
-        return Verdict("unlicensed", f"licence {label} not found in subscribedSkus")
-    return Verdict("run")
+        return Verdict(UNLICENSED, f"licence {label} not found in subscribedSkus")
+    return Verdict(OK)
 
 
 class TenantPlanner:

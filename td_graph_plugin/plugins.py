@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 import pluggy
 
 from . import hookspecs
+from .catalogue import DISABLE_ENV, Catalogue
 from .errors import PluginError
 from .spec import SourceSpec
 
@@ -33,7 +34,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "td_graph_plugin"
-DISABLE_ENV = "TD_GRAPH_DISABLED_PLUGINS"
+# td-graph's own sources (the isolation audit feed among them) register through the same hook
+# as everyone's.
 BUILTIN_PLUGINS = ("td_graph_plugin.sources.catalogue",)
 
 
@@ -110,54 +112,6 @@ def _load_hooks_dir(path: str) -> Iterator[tuple[str, object]]:
             sys.modules.pop(mod_name, None)
             raise PluginError(f"hooks_dir module {file} failed to import: {exc!r}") from exc
         yield f"hooks_dir:{file.stem}", module
-
-
-class Catalogue:
-    """The registered sources by name, remembering which plugin registered each."""
-
-    def __init__(self) -> None:
-        self._specs: dict[str, SourceSpec] = {}
-        self._owner: dict[str, str] = {}
-
-    def add(self, spec: SourceSpec, owner: str) -> None:
-        if not isinstance(spec, SourceSpec):
-            raise PluginError(
-                f"plugin {owner!r} registered {spec!r}, which is not a td_graph_plugin.SourceSpec"
-            )
-        if spec.name in self._specs:
-            raise PluginError(
-                f"source {spec.name!r} is registered twice: by plugin {self._owner[spec.name]!r} "
-                f"and by plugin {owner!r}; block one with {DISABLE_ENV}"
-            )
-        self._specs[spec.name] = spec
-        self._owner[spec.name] = owner
-
-    def __getitem__(self, name: str) -> SourceSpec:
-        return self._specs[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._specs
-
-    def __iter__(self) -> Iterator[SourceSpec]:
-        return iter(sorted(self._specs.values(), key=lambda s: s.name))
-
-    def __len__(self) -> int:
-        return len(self._specs)
-
-    def names(self) -> list[str]:
-        return sorted(self._specs)
-
-    def owner(self, name: str) -> str:
-        return self._owner[name]
-
-    def select(self, include: Iterable[str], exclude: Iterable[str] = ()) -> list[SourceSpec]:
-        """Sources named by include (``all``, a name, or an area such as ``security``)."""
-
-        def matches(spec: SourceSpec, items: Iterable[str]) -> bool:
-            return any(i == "all" or i == spec.name or spec.name.startswith(i + ".") for i in items)
-
-        inc, exc = list(include), list(exclude)
-        return [s for s in self if matches(s, inc) and not matches(s, exc)]
 
 
 def load_catalogue(pm: pluggy.PluginManager) -> Catalogue:

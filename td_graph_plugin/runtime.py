@@ -5,22 +5,31 @@ The CLI and the shipper hosts (syslog-ng) build the same runtime; only the sink 
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
-from .collector import Engine, Sink
+from .catalogue import Catalogue
+from .collector import Engine, Sink, SourceRun, SyncSink
+from .collector.modes import collector_for
+from .collector.recovery import make_adopter
 from .config import Config, load_config
-from .errors import ConfigError
+from .config.model import SourceSettings
+from .errors import ConfigError, StateLocked
 from .logsetup import register_secrets
 from .metrics import Metrics
+from .outputs import output_from_config
 from .plan import TenantPlanner
-from .plugins import Catalogue, create_plugin_manager, load_catalogue
+from .plugins import create_plugin_manager, load_catalogue
+from .sources.isolation_feed import FEED_SPEC
 from .state import StateStore
 
-__all__ = ["Runtime", "load_validated", "build_runtime"]
+__all__ = ["Runtime", "load_validated", "build_runtime", "check_selection", "file_sink", "FeedFlusher"]
+
+log = logging.getLogger("td_graph_plugin.runtime")
 
 
 def load_validated(path: str, *, load_entrypoints: bool = True) -> tuple[Config, pluggy.PluginManager, Catalogue]:
@@ -32,6 +41,28 @@ def load_validated(path: str, *, load_entrypoints: bool = True) -> tuple[Config,
     _check_page_sizes(config, catalogue)
     register_secrets(_secret_values(config))
     return config, pm, catalogue
+
+
+def check_selection(
+    config: Config,
+    catalogue: Catalogue,
+    tenants: Iterable[str] | None,
+    sources: Iterable[str] | None,
+    *,
+    tenants_key: str = "--tenants",
+    sources_key: str = "--sources",
+) -> None:
+    """Refuse tenant or source names that select nothing (a typo must not collect nothing)."""
+    for t in config.unknown_tenants(tenants or ()):
+        known = ", ".join(sorted(x.name for x in config.tenants))
+        raise ConfigError(f"unknown tenant {t!r}; configured: {known}", key=tenants_key)
+    for s in catalogue.unknown(sources or ()):
+        raise ConfigError(f"unknown source {s!r} (see `td-graph sources`)", key=sources_key)
+
+
+def file_sink(config: Config, catalogue: Catalogue, state: StateStore) -> SyncSink:
+    """The configured output (stdout or file) behind a sink that adopts a crashed run's tail."""
+    return SyncSink(output_from_config(config), state, adopt=make_adopter(config, catalogue))
 
 
 def _check_page_sizes(config: Config, catalogue: Catalogue) -> None:
@@ -69,6 +100,7 @@ class Runtime:
     pm: pluggy.PluginManager
     catalogue: Catalogue
     state: StateStore
+    sink: Sink
     metrics: Metrics
     engine: Engine
     stop: threading.Event
@@ -98,4 +130,41 @@ def build_runtime(
     except BaseException:
         state.close()
         raise
-    return Runtime(config, pm, catalogue, state, metrics, engine, stop)
+    return Runtime(config, pm, catalogue, state, sink, metrics, engine, stop)
+
+
+class FeedFlusher:
+    """``isolate``'s emitter: after an action is stored, if no collector holds the state
+    database, emit the tenant's pending audit records now through the configured output (the
+    same feed the collector runs, so each record reaches the output exactly once either way)."""
+
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.deferred = False
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        try:
+            state = StateStore(self.config.state_path)
+        except StateLocked:
+            self.deferred = True
+            log.info("the running collector emits audit record %s into the pipeline", record["id"])
+            return
+        try:
+            catalogue = load_catalogue(create_plugin_manager(hooks_dir=self.config.hooks_dir))
+            sink = file_sink(self.config, catalogue, state)
+            try:
+                sink.open()
+                run = SourceRun(
+                    tenant=self.config.tenant(record["tenant"]), spec=FEED_SPEC, settings=SourceSettings(),
+                    client=None, state=state, sink=sink, metrics=self.metrics or Metrics(),
+                    stop=threading.Event(), config=self.config,
+                )
+                try:
+                    collector_for(FEED_SPEC).collect(run)
+                finally:
+                    run.resources.close()
+            finally:
+                sink.close()
+        finally:
+            state.close()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any, Callable, Mapping, Sequence
 
+from .clouds import CLOUD_NAMES
 from .durations import parse_duration
 from .errors import PluginError
 
@@ -37,7 +38,6 @@ THROTTLE_CLASSES = (
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _VERSIONS = ("v1.0", "beta")
-_CLOUDS = ("global", "usgov", "dod", "china")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class SourceSpec:
     :param max_page_size: the endpoint's documented maximum; a setting above it is refused.
     :param pager: a custom page iterator ``pager(client, spec, url, params) -> Iterator[list]``
         for endpoints that do not answer JSON pages (CSV reports).
+    :param collector: the object that reads this source when no mode reads it the right way
+        (``collect(run)``, ``adopt(...)``, ``uses_graph``; see ``collector.base.SourceCollector``);
+        td-graph's isolation audit feed names one that reads a local store. None: the mode's.
     :param related: ``{field: path with {id}}`` collections fetched per object and attached under
         ``field`` when the source's ``fetch_alerts`` setting is on — for incidents, whose
         ``$expand=alerts`` with a ``$filter`` fails on large tenants.
@@ -88,9 +91,10 @@ class SourceSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
     emit_unchanged: bool = False
     id_field: str = "id"
-    clouds: Sequence[str] = _CLOUDS
+    clouds: Sequence[str] = CLOUD_NAMES
     description: str = ""
     pager: Callable[..., Any] | None = None
+    collector: Any = None
     related: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -145,7 +149,7 @@ class SourceSpec:
         bad_related = [p for p in self.related.values() if "{id}" not in p or not p.startswith("/")]
         if bad_related:
             problems.append(f"related paths must start with '/' and contain {{id}}: {bad_related}")
-        bad_clouds = [c for c in self.clouds if c not in _CLOUDS]
+        bad_clouds = [c for c in self.clouds if c not in CLOUD_NAMES]
         if bad_clouds:
             problems.append(f"clouds has unknown names {bad_clouds}")
         if problems:
@@ -157,6 +161,16 @@ class SourceSpec:
         return parse_duration(override if override is not None else getattr(self, name))
 
     @property
+    def endpoint(self) -> str:
+        """``GET /v1.0/auditLogs/signIns``; a source that reads no Graph API says where it reads."""
+        return f"GET /{self.version}{self.path}" if self.reads_graph else f"local store {self.path}"
+
+    @property
+    def reads_graph(self) -> bool:
+        """False for sources whose collector reads no Graph API (no client, no plan)."""
+        return self.collector is None or bool(getattr(self.collector, "uses_graph", True))
+
+    @property
     def area(self) -> str:
         return self.name.split(".", 1)[0]
 
@@ -164,11 +178,11 @@ class SourceSpec:
         """A JSON-friendly view for ``td-graph sources --format json`` and the README table."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "pager":
+            if f.name in ("pager", "collector"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
-        out["endpoint"] = f"GET /{self.version}{self.path}"
+        out["endpoint"] = self.endpoint
         return out

@@ -104,7 +104,7 @@ def test_uncommitted_tail_is_adopted_not_cut(tmp_path, catalogue):
     import orjson
 
     from td_graph_plugin.config import parse_config
-    from td_graph_plugin.outputs.recovery import make_adopter
+    from td_graph_plugin.collector.recovery import make_adopter
 
     config = parse_config({"tenants": [{"name": "t", "tenant_id": "00000000-0000-0000-0000-000000000001",
                                         "client_id": "11111111-1111-1111-1111-111111111111", "client_secret": "x"}],
@@ -136,7 +136,7 @@ def test_uncommitted_tail_is_adopted_not_cut(tmp_path, catalogue):
     t = datetime(2026, 11, 26, 10, 1, tzinfo=timezone.utc).timestamp()
     assert state.seen_keys("t", "audit_logs.sign_ins", [("b", t)]) == {"b"}
     assert state.seen_keys("t", "security.alerts_v2", [("al|2026-11-26T10:01:00Z", t)]) == {"al|2026-11-26T10:01:00Z"}
-    from td_graph_plugin.collector.inventory import content_hash
+    from td_graph_plugin.collector.keys import content_hash
 
     assert state.object_hashes("t", "directory.users", ["u1"]) == {"u1": content_hash({"id": "u1", "displayName": "U"})}
     sink.close()

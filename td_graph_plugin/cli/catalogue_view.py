@@ -7,7 +7,7 @@ from typing import Iterable
 
 from ..durations import format_duration
 from ..licensing import CAPABILITIES
-from ..plugins import Catalogue
+from ..catalogue import Catalogue
 from ..spec import SourceSpec
 
 __all__ = ["render_sources", "README_START", "README_END"]
@@ -37,7 +37,7 @@ def _rows(specs: Iterable[SourceSpec]) -> list[list[str]]:
     return [
         [
             s.name,
-            f"GET /{s.version}{s.path}",
+            s.endpoint,
             s.mode,
             _perms(s),
             _licence(s),

@@ -3,10 +3,15 @@
 It starts the Graph simulator (TLS on loopback, a throwaway CA), writes a config for it
 (SQLite state, stdout output), runs one collection pass, lets the simulated tenant produce new,
 late and updated events, and runs again: the second pass prints exactly those.
+
+The simulator is not part of the runtime's dependencies: it needs ``trustme`` (its throwaway
+CA), installed by the ``demo`` extra.  ``run_demo`` and ``run_simulate`` check for it first and
+say what to install instead of failing with a traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -17,8 +22,10 @@ import yaml
 
 from ..timeutil import utcnow
 
-__all__ = ["run_demo", "demo_config"]
+__all__ = ["run_demo", "run_simulate", "demo_config", "simulator_missing", "DEMO_EXTRA", "MISSING_EXIT"]
 
+DEMO_EXTRA = "td-graph-plugin[demo]"
+MISSING_EXIT = 2  # the command cannot run in this environment (an optional dependency is missing)
 SIMULATOR_PACE = ("identity_reports", "identity_protection", "security", "directory", "intune", "default")
 
 log = logging.getLogger("td_graph_plugin.demo")
@@ -46,9 +53,46 @@ def demo_config(sim, tenant, state_path: str, *, output: dict | None = None, sou
     }
 
 
+def simulator_missing(command: str) -> str | None:
+    """The message to print when ``td-graph <command>`` cannot start the simulator here, else None.
+
+    Checked before importing the simulator, so a runtime-only install gets one clear line
+    naming the extra to install, not an ImportError traceback.
+    """
+    try:
+        import trustme  # noqa: F401  (the simulator's test CA)
+    except ImportError:
+        return (f"td-graph {command} needs the simulator's test CA (the trustme package), which the runtime "
+                f"does not install: pip install '{DEMO_EXTRA}'")
+    return None
+
+
+def _refuse(command: str) -> int | None:
+    """Print why ``command`` cannot run and return its exit code, or None when it can."""
+    problem = simulator_missing(command)
+    if problem is None:
+        return None
+    print(f"td-graph {command}: {problem}", file=sys.stderr)
+    return MISSING_EXIT
+
+
+def run_simulate(port: int = 8443, profile: str = "e5", host: str = "127.0.0.1") -> int:
+    """``td-graph simulate``: serve one simulated tenant until interrupted."""
+    refused = _refuse("simulate")
+    if refused is not None:
+        return refused
+    from ..simulator import serve
+
+    return int(serve(port=port, profile=profile, host=host) or 0)
+
+
 def run_demo(profile: str = "e5", rounds: int = 2, state_path: str | None = None) -> int:
+    refused = _refuse("demo")
+    if refused is not None:
+        return refused
     from ..simulator import GraphSimulator
-    from .main import main as cli_main
+    from .exits import guarded
+    from .run_cmd import cmd_run
 
     with tempfile.TemporaryDirectory(prefix="td-graph-demo-") as workdir, GraphSimulator(workdir=workdir) as sim:
         tenant = sim.add_tenant(profile=profile)
@@ -66,7 +110,8 @@ def run_demo(profile: str = "e5", rounds: int = 2, state_path: str | None = None
             else:
                 print("td-graph demo: pass 1: backfill of the last 24 hours", file=sys.stderr)
             sys.stdout.flush()
-            code = cli_main(["run", "-c", config_path, "--once"])
+            once = argparse.Namespace(config=config_path, once=True, sources=None, tenants=None, log_level=None)
+            code = guarded(cmd_run, once)
             if code not in (0,):
                 return code
         return code

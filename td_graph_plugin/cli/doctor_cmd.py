@@ -16,7 +16,8 @@ from ..errors import TdGraphError
 from ..guide import GUIDE_PERMISSIONS, REQUIRED
 from ..licensing import CAPABILITIES
 from ..plan import missing_permissions, verdict_for
-from ..plugins import Catalogue
+from ..status import OK
+from ..catalogue import Catalogue
 
 __all__ = ["register", "diagnose_tenant", "render_table"]
 
@@ -134,7 +135,7 @@ def render_table(reports: list[dict[str, Any]]) -> str:
         out.append("  plan:")
         w = max((len(p["source"]) for p in r["plan"]), default=10)
         for p in r["plan"]:
-            verdict = "will run" if p["status"] == "run" else f"skipped ({p['status']}): {p['reason']}"
+            verdict = "will run" if p["status"] == OK else f"skipped ({p['status']}): {p['reason']}"
             out.append(f"    {p['source']:<{w}}  {verdict}")
         if r["missing_required"]:
             out.append(f"  MISSING REQUIRED PERMISSIONS: {', '.join(r['missing_required'])}")

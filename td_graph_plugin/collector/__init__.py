@@ -1,7 +1,7 @@
-"""The collector engine and its three collection modes (window, delta, snapshot)."""
+"""The collector engine, its collection modes (window, delta, snapshot) and crash recovery."""
 
 from .context import RunStats, SourceRun, make_record
-from .engine import COLLECTORS, Engine, Job, JobResult
+from .engine import Engine, Job, JobResult
 from .sink import Sink, SyncSink
 
-__all__ = ["COLLECTORS", "Engine", "Job", "JobResult", "RunStats", "Sink", "SourceRun", "SyncSink", "make_record"]
+__all__ = ["Engine", "Job", "JobResult", "RunStats", "Sink", "SourceRun", "SyncSink", "make_record"]

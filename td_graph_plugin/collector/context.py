@@ -11,42 +11,22 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import orjson
 
-from ..config.model import SourceSettings, TenantConfig
+from ..config.model import Config, SourceSettings, TenantConfig
 from ..metrics import Metrics
 from ..spec import SourceSpec
 from ..state import Commit, StateStore
 from ..timeutil import utcnow
+from .encoding import encode_json
+from .resources import Resources
 from .sink import Sink
 
-__all__ = ["SourceRun", "RunStats", "make_record", "encode_json"]
+__all__ = ["SourceRun", "RunStats", "make_record"]
 
 log = logging.getLogger("td_graph_plugin.collector")
-
-
-def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
-    """orjson, with the standard library as the fallback for what orjson refuses (integers
-    beyond 64 bits that a plugin or a CSV-derived item may carry): the data is kept, not lost."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
-    except TypeError:
-        import json
-
-        return json.dumps(_finite(value), ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"), default=str).encode()
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null, as orjson writes them (the stdlib would write invalid JSON)."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 @dataclass
@@ -96,6 +76,10 @@ class SourceRun:
     record_filter: Callable[[str, str, dict[str, Any]], bool] | None = None
     now: Callable[[], datetime] = utcnow
     stats: RunStats = field(default_factory=RunStats)
+    # What a collector of a non-Graph source needs beyond the run: the config (paths) and the
+    # engine's shared, closed-with-the-engine connections (e.g. the isolation audit store).
+    config: Config | None = None
+    resources: Resources = field(default_factory=Resources)
 
     # --- settings with the spec's defaults -------------------------------------------------
     def duration(self, name: str) -> timedelta:
@@ -114,17 +98,19 @@ class SourceRun:
     def url(self) -> str:
         return self.client.url(self.spec.version, self.spec.path)
 
-    def pages(self, url: str, params: dict[str, str] | None = None):
-        kwargs = dict(
+    def pages(self, url: str, params: dict[str, str] | None = None) -> Iterator[Any]:
+        """The source's pages from ``url``: its own pager (CSV reports) or Graph's JSON paging,
+        always with the spec's headers and throttle class (and key, for per-report budgets)."""
+        if self.spec.pager is not None:
+            return self.spec.pager(self.client, self.spec, url, params)
+        return self.client.pages(
+            url,
             params=params,
             headers=dict(self.spec.headers) or None,
             source=self.spec.name,
             throttle_class=self.spec.throttle_class,
             throttle_key=self.spec.name if self.spec.throttle_class == "usage_reports" else None,
         )
-        if self.spec.pager is not None:
-            return self.spec.pager(self.client, self.spec, url, params)
-        return self.client.pages(url, **kwargs)
 
     def base_params(self) -> dict[str, str]:
         params = dict(self.spec.params)
@@ -139,8 +125,16 @@ class SourceRun:
         return self.stop.is_set()
 
     # --- delivery ------------------------------------------------------------------------
-    def deliver(self, records: Sequence[dict[str, Any]], commit: Commit) -> None:
-        """Filter, encode, hand to the sink; the sink commits ``commit`` once accepted."""
+    def deliver(
+        self, records: Sequence[dict[str, Any]], commit: Commit, *, checkpoint: datetime | None = None
+    ) -> None:
+        """The only way out of a collector: filter, encode, hand to the sink; the sink commits
+        ``commit`` once the output accepted the lines.
+
+        An empty successful commit closes a read (a finished window, a full sweep) and is not
+        counted as a page; ``checkpoint`` is the position the source is then complete up to
+        (lag metrics), when it has one.
+        """
         lines: list[bytes] = []
         dumps = orjson.dumps
         keep = self.record_filter
@@ -154,12 +148,16 @@ class SourceRun:
                 lines.append(encode_json(record) + b"\n")
         newest = commit.newest_event
         count = len(lines)
+        tenant, source, metrics = self.tenant.name, self.spec.name, self.metrics
 
         def committed() -> None:
-            self.metrics.committed(self.tenant.name, self.spec.name, count, newest)
+            metrics.committed(tenant, source, count, newest)
+            if checkpoint is not None:
+                metrics.checkpoint(tenant, source, checkpoint)
 
         self.sink.deliver(lines, commit, committed)
-        self.stats.pages += 1
+        if records or not commit.success:
+            self.stats.pages += 1
         self.stats.records += count
 
     def note_event_time(self, dt: datetime | None) -> None:

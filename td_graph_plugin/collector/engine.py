@@ -14,44 +14,41 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import pluggy
 
+from ..catalogue import Catalogue
 from ..config.model import Config, SourceSettings, TenantConfig
+from ..durations import format_duration
 from ..errors import (
     GraphConditionalAccess,
     GraphForbidden,
     GraphLicenceError,
     GraphPermissionError,
+    GraphStopped,
     GraphThrottled,
     OutputError,
+    SourceSkipped,
     StateError,
     TdGraphError,
 )
-from ..graph.client import GraphStopped
 from ..metrics import Metrics
-from ..isolation.feed import FEED_SPEC, collect_isolation_audit, open_audit_store
 from ..plan import TenantPlanner, verdict_for
-from ..plugins import Catalogue
 from ..spec import SourceSpec
 from ..state import StateStore
+from ..status import DISABLED, FAILING, FORBIDDEN, HELD, OK, STOPPED, UNLICENSED
 from ..timeutil import utcnow
 from .context import RunStats, SourceRun
-from .inventory import collect_delta, collect_snapshot
+from .modes import collector_for
+from .resources import Resources
 from .sink import Sink
-from .window import collect_window
 
-__all__ = ["Engine", "Job", "JobResult", "COLLECTORS"]
+__all__ = ["Engine", "Job", "JobResult"]
 
 log = logging.getLogger("td_graph_plugin.engine")
 
-COLLECTORS: dict[str, Callable[[SourceRun], None]] = {
-    "window": collect_window,
-    "delta": collect_delta,
-    "snapshot": collect_snapshot,
-}
 RECHECK_MIN = 3600.0  # an unlicensed/forbidden source is asked again after 1 h, then 2 h ...
 RECHECK_MAX = 24 * 3600.0
 
@@ -73,14 +70,14 @@ class Job:
 @dataclass
 class JobResult:
     job: Job
-    status: str  # ok | unlicensed | forbidden | failing | skipped | stopped
+    status: str  # status.py: ok | unlicensed | forbidden | disabled | failing | stopped
     stats: RunStats = field(default_factory=RunStats)
     error: BaseException | None = None
     seconds: float = 0.0
 
     @property
     def failed(self) -> bool:
-        return self.status == "failing"
+        return self.status == FAILING
 
 
 class Engine:
@@ -111,7 +108,7 @@ class Engine:
         self._client_factory = client_factory or self._default_client
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
-        self._audit: StateStore | None = None
+        self.resources = Resources()
         self._failures: dict[tuple[str, str], int] = {}
         self._fatal: BaseException | None = None
         self._active: dict[tuple[str, str], SourceRun] = {}
@@ -121,23 +118,17 @@ class Engine:
     # --- plan ----------------------------------------------------------------------------
     def jobs(self, *, tenants: Iterable[str] | None = None, sources: Iterable[str] | None = None) -> list[Job]:
         """Every enabled tenant x source, narrowed by ``--tenants`` / ``--sources``."""
-        wanted_tenants = set(tenants) if tenants else None
         selected = self.catalogue.select(self.config.sources.include, self.config.sources.exclude)
         if sources:
-            narrow = list(sources)
-            selected = [s for s in selected if any(s.name == n or s.name.startswith(n + ".") for n in narrow)]
+            narrowed = set(s.name for s in self.catalogue.resolve(sources))
+            selected = [s for s in selected if s.name in narrowed]
         out = []
-        for tenant in self.config.tenants:
-            if wanted_tenants is not None and tenant.name not in wanted_tenants:
-                continue
+        for tenant in self.config.select_tenants(tenants):
             for spec in selected:
                 if tenant.cloud not in spec.clouds:
                     log.info("%s/%s: not offered in the %s cloud; skipped", tenant.name, spec.name, tenant.cloud)
                     continue
-                settings = self.config.sources.settings.get(spec.name, SourceSettings())
-                out.append(Job(tenant, spec, settings))
-            if not sources or any(n in ("td_graph", FEED_SPEC.name) for n in sources):
-                out.append(Job(tenant, FEED_SPEC, SourceSettings()))
+                out.append(Job(tenant, spec, self.config.sources.settings.get(spec.name, SourceSettings())))
         return out
 
     # --- clients ---------------------------------------------------------------------------
@@ -157,18 +148,9 @@ class Engine:
                 self._clients[tenant.name] = self._client_factory(tenant)
             return self._clients[tenant.name]
 
-    def _audit_store(self) -> StateStore | None:
-        """One shared connection to the isolation store, opened once it exists."""
-        with self._clients_lock:
-            if self._audit is None:
-                self._audit = open_audit_store(self.config.isolation_state_path)
-            return self._audit
-
     def close(self) -> None:
+        self.resources.close()
         with self._clients_lock:
-            if self._audit is not None:
-                self._audit.close()
-                self._audit = None
             for c in self._clients.values():
                 closer = getattr(c, "close", None)
                 if closer:
@@ -200,37 +182,37 @@ class Engine:
             stop=self.stop,
             record_filter=self.record_filter,
             now=self.now,
+            config=self.config,
+            resources=self.resources,
         )
         with self._active_lock:
             self._active[job.key] = run
         try:
-            if job.spec is FEED_SPEC:
-                collect_isolation_audit(run, self._audit_store())
-                return self._finish(job, "ok", run.stats, None, started)
-            run.client = self.client(job.tenant)
-            skip = self._skip_verdict(job, run.client)
-            if skip is not None:
-                return self._finish(job, skip[0], run.stats, SourceSkipped(skip[1]), started)
-            COLLECTORS[job.spec.mode](run)
+            if job.spec.reads_graph:
+                run.client = self.client(job.tenant)
+                skip = self._skip_verdict(job, run.client)
+                if skip is not None:
+                    return self._finish(job, skip[0], run.stats, SourceSkipped(skip[1]), started)
+            collector_for(job.spec).collect(run)
         except (StateError, OutputError) as exc:
             self._fatal = exc
             self.stop.set()
-            return self._finish(job, "failing", run.stats, exc, started)
+            return self._finish(job, FAILING, run.stats, exc, started)
         except GraphStopped:
-            return self._finish(job, "stopped", run.stats, None, started)
+            return self._finish(job, STOPPED, run.stats, None, started)
         except GraphLicenceError as exc:
             if self.planner is not None:
                 self.planner.invalidate(tenant)  # re-read the licences on demand
-            return self._finish(job, "unlicensed", run.stats, exc, started)
+            return self._finish(job, UNLICENSED, run.stats, exc, started)
         except (GraphPermissionError, GraphConditionalAccess, GraphForbidden) as exc:
-            return self._finish(job, "forbidden", run.stats, exc, started)
+            return self._finish(job, FORBIDDEN, run.stats, exc, started)
         except TdGraphError as exc:
-            return self._finish(job, "failing", run.stats, exc, started)
+            return self._finish(job, FAILING, run.stats, exc, started)
         except Exception as exc:  # a bug must not take the other sources down
             log.exception("%s/%s: unexpected error", tenant, spec)
             self.metrics.error(tenant, spec, "internal")
-            return self._finish(job, "failing", run.stats, exc, started)
-        return self._finish(job, "ok", run.stats, None, started)
+            return self._finish(job, FAILING, run.stats, exc, started)
+        return self._finish(job, OK, run.stats, None, started)
 
     def _skip_verdict(self, job: Job, client: Any) -> tuple[str, str] | None:
         """(status, reason) when the job must not send requests now, else None.
@@ -245,10 +227,10 @@ class Engine:
         d = self.planner.discovery(tenant, client)
         verdict = verdict_for(job.spec, job.tenant.cloud, d)
         row = self.state.source_status(tenant, spec)
-        held = row is not None and row["state"] in ("unlicensed", "forbidden")
+        held = row is not None and row["state"] in HELD
         waiting = held and (row["next_check"] or 0) > time.time()
-        if verdict.status == "unavailable":
-            return ("skipped", verdict.reason)
+        if verdict.status == DISABLED:
+            return (DISABLED, verdict.reason)
         if not verdict.runs:
             if waiting or not held:
                 return (verdict.status, verdict.reason)
@@ -267,16 +249,16 @@ class Engine:
         with self._active_lock:
             self._active.pop(job.key, None)
         seconds = time.monotonic() - started
-        if status == "stopped":
+        if status == STOPPED:
             log.info("%s/%s: stopped after %d records; resumes from the checkpoint", tenant, spec, stats.records)
             return JobResult(job, status, stats, None, seconds)
-        self.metrics.set_state(tenant, spec, status if status != "skipped" else "disabled")
-        stopped = self.stop.is_set() and self._fatal is None and status == "ok"
-        if status == "ok":
+        self.metrics.set_state(tenant, spec, status)
+        stopped = self.stop.is_set() and self._fatal is None and status == OK
+        if status == OK:
             if self._failures.pop(job.key, None) is not None or self.planner is not None:
                 row = self.state.source_status(tenant, spec)
-                if row is not None and row["state"] != "ok":
-                    self.state.set_source_status(tenant, spec, "ok", None, None)
+                if row is not None and row["state"] != OK:
+                    self.state.set_source_status(tenant, spec, OK, None, None)
                     log.info("%s/%s: collecting again (was %s)", tenant, spec, row["state"])
             self.metrics.success(tenant, spec)
             window = f" (window {stats.window[0]} .. {stats.window[1]})" if stats.window[0] else ""
@@ -294,7 +276,7 @@ class Engine:
             )
         else:
             self._failures[job.key] = self._failures.get(job.key, 0) + 1
-            if status in ("unlicensed", "forbidden"):
+            if status in HELD:
                 delay = self._recheck_delay(job)
                 row = self.state.source_status(tenant, spec)
                 if isinstance(error, SourceSkipped) and row is not None and row["state"] == status and (row["next_check"] or 0) > time.time():
@@ -303,9 +285,9 @@ class Engine:
                     self.state.set_source_status(tenant, spec, status, str(error), time.time() + delay)
                     log.warning(
                         "%s/%s: skipped, %s: %s; re-checked in %s, other sources go on",
-                        tenant, spec, status, error, _human(delay),
+                        tenant, spec, status, error, format_duration(timedelta(seconds=round(delay))),
                     )
-            elif status == "skipped":
+            elif status == DISABLED:
                 self._failures.pop(job.key, None)
                 log.info("%s/%s: skipped: %s", tenant, spec, error)
             else:
@@ -319,11 +301,11 @@ class Engine:
     def next_delay(self, result: JobResult) -> float:
         """Seconds until the job runs again, from its outcome."""
         interval = result.job.interval()
-        if result.status == "ok":
+        if result.status == OK:
             return interval
-        if result.status in ("unlicensed", "forbidden"):
+        if result.status in HELD:
             return self._recheck_delay(result.job)
-        if result.status == "skipped":
+        if result.status == DISABLED:
             return RECHECK_MAX
         if isinstance(result.error, GraphThrottled) and result.error.retry_after:
             return max(result.error.retry_after, 1.0)
@@ -383,16 +365,6 @@ class Engine:
                 self.stop.wait(timeout=min(max(wait, 0.05), 1.0))
             # Stop requested: let in-flight pages finish and commit; collectors check stop per page.
         self.close()
-
-
-class SourceSkipped(TdGraphError):
-    """Not an error: the plan says this source cannot run now (licence, permission, cloud)."""
-
-    kind = "skipped"
-
-
-def _human(seconds: float) -> str:
-    return f"{seconds / 3600:.0f}h" if seconds >= 3600 else f"{seconds / 60:.0f}m" if seconds >= 60 else f"{seconds:.0f}s"
 
 
 def _interleave_tenants(jobs: list[Job]) -> list[Job]:

@@ -14,27 +14,20 @@ starts over (same generation), which the hashes make harmless.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from typing import Any
+from typing import Any, Sequence
 
+from ..config.model import Config
 from ..errors import GraphBadRequest, GraphNotFound, GraphResyncRequired
-from ..state import Commit
+from ..spec import SourceSpec
+from ..state import Commit, StateStore
 from ..timeutil import format_time, parse_time, to_epoch
-from .context import SourceRun, encode_json, make_record
+from .context import SourceRun, make_record
+from .keys import content_hash
 
-__all__ = ["collect_delta", "collect_snapshot", "content_hash"]
+__all__ = ["collect_delta", "collect_snapshot", "DELTA", "SNAPSHOT"]
 
 log = logging.getLogger("td_graph_plugin.collector")
-
-_SKIP_KEYS = ("@odata.etag",)
-
-
-def content_hash(item: dict[str, Any]) -> str:
-    """Stable over key order; ignores annotations that change without the object changing."""
-    if any(k in item for k in _SKIP_KEYS):
-        item = {k: v for k, v in item.items() if k not in _SKIP_KEYS}
-    return hashlib.blake2b(encode_json(item, sort_keys=True), digest_size=16).hexdigest()
 
 
 def collect_delta(run: SourceRun) -> None:
@@ -48,7 +41,7 @@ def collect_delta(run: SourceRun) -> None:
             url, params = stored, None
             full = bool(cursor.get("full")) if cursor.get("next_link") else False
         else:
-            url, params, full = run.url(), _delta_params(run), True
+            url, params, full = run.url(), run.base_params(), True
         gen = int(cursor.get("gen", 0)) + (1 if full and not cursor.get("next_link") else 0)
         try:
             _read(run, url, params, cursor, gen, full, delta=True)
@@ -66,12 +59,6 @@ def collect_delta(run: SourceRun) -> None:
             )
             cursor = {"gen": cursor.get("gen", 0), "last_full": cursor.get("last_full")}
             due_full = True
-
-
-def _delta_params(run: SourceRun) -> dict[str, str]:
-    params = run.base_params()
-    # User and group delta reject $top; the spec's page_size is None for them.
-    return params
 
 
 def collect_snapshot(run: SourceRun) -> None:
@@ -170,7 +157,35 @@ def _sweep(run: SourceRun, gen: int, cursor: dict[str, Any]) -> None:
         ]
         run.deliver(records, Commit(tenant, spec.name, cursor=cursor, delete_objects=stale))
     # A full read is complete as of now: that is the inventory's checkpoint position.
-    now = run.now()
-    run.sink.deliver(
-        [], Commit(tenant, spec.name, cursor=cursor, success=True), lambda: run.metrics.checkpoint(tenant, spec.name, now)
+    run.deliver([], Commit(tenant, spec.name, cursor=cursor, success=True), checkpoint=run.now())
+
+
+def adopt_inventory(
+    spec: SourceSpec, state: StateStore, config: Config, tenant: str, records: Sequence[dict[str, Any]]
+) -> Commit:
+    """Store the content hash (or the removal) of records written after the last checkpoint,
+    in the cursor's current generation, as ``_read`` would have."""
+    cursor = state.cursor(tenant, spec.name) or {}
+    gen = int(cursor.get("gen", 0))
+    upserts, deletes = [], []
+    for r in records:
+        if r.get("removed"):
+            deletes.append(str(r["id"]))
+        else:
+            upserts.append((str(r["id"]), content_hash(r.get("data") or {}), gen))
+    removed = set(deletes)
+    return Commit(
+        tenant, spec.name, cursor=cursor, upsert_objects=[u for u in upserts if u[0] not in removed], delete_objects=deletes
     )
+
+
+class _Inventory:
+    uses_graph = True
+    adopt = staticmethod(adopt_inventory)
+
+    def __init__(self, collect: Any) -> None:
+        self.collect = collect
+
+
+DELTA = _Inventory(collect_delta)
+SNAPSHOT = _Inventory(collect_snapshot)

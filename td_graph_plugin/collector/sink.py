@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Callable, Protocol, Sequence
 
-from ..outputs.base import Output
+from ..outputs.base import Output, PositionedOutput
 from ..state import Commit, StateStore
 
 __all__ = ["Sink", "SyncSink"]
@@ -28,6 +28,9 @@ class Sink(Protocol):
         collectors read their own state between pages (dedup keys, hashes, sweeps).
         """
 
+    def close(self) -> None:
+        """Release the output (the process is stopping)."""
+
 
 class SyncSink:
     """``adopt(state, lines, (name, position))`` takes over records an output recovered after
@@ -40,17 +43,16 @@ class SyncSink:
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        self.output.open(self.state.output_position(self.output.name))
-        position = getattr(self.output, "position", None)
-        if position is None:
+        output = self.output
+        output.open(self.state.output_position(output.name))
+        if not isinstance(output, PositionedOutput):
             return
-        recovered = getattr(self.output, "recovered", None)
-        if recovered and self.adopt is not None:
-            self.adopt(self.state, recovered, (self.output.name, position))
-        else:
-            if recovered:
-                self.output.discard_recovered()  # type: ignore[attr-defined]
-            self.state.set_output_position(self.output.name, self.output.position)  # type: ignore[attr-defined]
+        if output.recovered and self.adopt is not None:
+            self.adopt(self.state, output.recovered, (output.name, output.position))
+            return
+        if output.recovered:
+            output.discard_recovered()
+        self.state.set_output_position(output.name, output.position)
 
     def deliver(self, lines: Sequence[bytes], commit: Commit, committed: Callable[[], None]) -> None:
         with self._lock:

@@ -15,14 +15,18 @@ one never twice, and an alert whose ``lastUpdateDateTime`` moved is emitted agai
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Sequence
 
-from ..state import Commit
+from ..config.model import Config
+from ..spec import SourceSpec
+from ..state import Commit, StateStore
 from ..timeutil import CANONICAL, filter_literal, format_time, parse_time, to_epoch
 from .context import SourceRun, make_record
+from .keys import window_key
 
-__all__ = ["collect_window", "build_time_filter"]
+__all__ = ["collect_window", "build_time_filter", "WINDOW"]
 
 log = logging.getLogger("td_graph_plugin.collector")
 
@@ -69,9 +73,7 @@ def collect_window(run: SourceRun) -> None:
         lower, upper = done - overlap, min(done + chunk, end)
     # Nothing to read (the window is empty): still a success for last-success and lag metrics.
     cursor = {"done": format_time(done), "active": None}
-    run.sink.deliver(
-        [], Commit(tenant, spec.name, cursor=cursor, success=True), lambda: run.metrics.checkpoint(tenant, spec.name, done)
-    )
+    run.deliver([], Commit(tenant, spec.name, cursor=cursor, success=True), checkpoint=done)
 
 
 def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetime | None) -> bool:
@@ -100,7 +102,7 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             raw_ts = item.get(time_field)
             ts = parse_time(raw_ts)
             version = item.get(version_field) if version_field else None
-            key = f"{obj_id}|{version}" if version is not None else obj_id
+            key = window_key(obj_id, version)
             # A key is stored with its event time; an item without one (malformed) with the
             # window's upper bound, which a resumed window looks it up with again.
             keyed.append((key, ts.timestamp() if ts is not None else upper_epoch, item, ts, raw_ts))
@@ -128,17 +130,10 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     # The next window starts at new_done - overlap, written to the whole second below (and
     # 1 s earlier for gt): keep every key that window can return, with a margin.
     prune = (new_done - run.duration("overlap")).timestamp() - 2.0
-    run.sink.deliver(
-        [],
-        Commit(
-            tenant,
-            spec.name,
-            cursor={"done": format_time(new_done), "active": None},
-            prune_seen_before=prune,
-            success=True,
-        ),
-        lambda: run.metrics.checkpoint(tenant, spec.name, new_done),
+    closing = Commit(
+        tenant, spec.name, cursor={"done": format_time(new_done), "active": None}, prune_seen_before=prune, success=True
     )
+    run.deliver([], closing, checkpoint=new_done)
     return True
 
 
@@ -150,8 +145,31 @@ def _attach_related(run: SourceRun, records: list[dict[str, Any]]) -> None:
         for name, template in spec.related.items():
             url = run.client.url(spec.version, template.replace("{id}", record["id"]))
             items: list[Any] = []
-            for page in run.client.pages(
-                url, headers=dict(spec.headers) or None, source=spec.name, throttle_class=spec.throttle_class
-            ):
+            for page in run.pages(url):
                 items.extend(page.items)
             record["data"][name] = items
+
+
+def adopt_window(
+    spec: SourceSpec, state: StateStore, config: Config, tenant: str, records: Sequence[dict[str, Any]]
+) -> Commit:
+    """Store the dedup keys of records written after the last checkpoint, keyed exactly as
+    ``_collect_one`` keys them (a record without an event time: its window's upper bound)."""
+    cursor = state.cursor(tenant, spec.name) or {}
+    active = cursor.get("active") or {}
+    fallback = to_epoch(parse_time(active.get("upper"))) or time.time()
+    seen = []
+    for r in records:
+        data = r.get("data") or {}
+        version = data.get(spec.version_field) if spec.version_field else None
+        seen.append((window_key(str(r["id"]), version), to_epoch(parse_time(r.get("event_time"))) or fallback))
+    return Commit(tenant, spec.name, cursor=cursor, seen=seen)
+
+
+class _Window:
+    uses_graph = True
+    collect = staticmethod(collect_window)
+    adopt = staticmethod(adopt_window)
+
+
+WINDOW = _Window()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from ..catalogue import selects
+from ..clouds import CLOUD_NAMES
 from ..durations import parse_duration
 from ..errors import ConfigError
 from .model import (
@@ -29,7 +32,6 @@ from .model import (
 
 __all__ = ["load_config", "parse_config", "CLOUD_NAMES", "OUTPUT_TYPES"]
 
-CLOUD_NAMES = ("global", "usgov", "dod", "china")
 OUTPUT_TYPES = ("stdout", "file")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -232,11 +234,13 @@ def _certificate(value: Any, key: str, p: _Problems) -> CertificateConfig | None
     )
 
 
-_SETTING_KEYS = {
-    "interval": "duration", "lookback": "duration", "overlap": "duration", "delay": "duration",
-    "window_chunk": "duration", "full_resync": "duration", "page_size": "int",
-    "emit_unchanged": "bool", "fetch_alerts": "bool",
-}
+def _setting_kinds() -> dict[str, str]:
+    """Setting name -> kind, from the settings model itself (one owner of the names)."""
+    kinds = {"timedelta": "duration", "int": "int", "bool": "bool"}
+    return {f.name: kinds[str(f.type).split(" ")[0]] for f in fields(SourceSettings)}
+
+
+_SETTING_KEYS = _setting_kinds()
 
 
 def _sources(value: Any, p: _Problems, names: Iterable[str] | None) -> SourcesConfig:
@@ -248,7 +252,7 @@ def _sources(value: Any, p: _Problems, names: Iterable[str] | None) -> SourcesCo
     exclude = tuple(m.str_list("exclude", default=()))
     for field_name, items in (("include", include), ("exclude", exclude)):
         for item in items:
-            if known is not None and item != "all" and item not in known and not _is_area(item, known):
+            if known is not None and not any(selects(item, n) for n in known):
                 p.add(f"sources.{field_name}", f"unknown source {item!r} (see `td-graph sources`)")
     settings: dict[str, SourceSettings] = {}
     raw_settings = value.get("settings") if isinstance(value, dict) else None
@@ -304,11 +308,6 @@ def _throttling(value: Any, p: _Problems) -> dict[str, ThrottleOverride]:
         if requests is not None and per is not None:
             out[name] = ThrottleOverride(requests, per.total_seconds(), concurrency)
     return out
-
-
-def _is_area(item: str, known: set[str]) -> bool:
-    """``security`` selects every ``security.*`` source."""
-    return any(n.startswith(item + ".") for n in known)
 
 
 # --- typed access with problem collection ---------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Iterable
 
 __all__ = [
     "Secret",
@@ -124,7 +124,6 @@ class Config:
     throttling: dict[str, ThrottleOverride] = field(default_factory=dict)
     log_level: str = "info"
     source_file: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def isolation_state_path(self) -> str:
@@ -133,6 +132,18 @@ class Config:
             return self.isolation_state
         base = self.state_path[:-3] if self.state_path.endswith(".db") else self.state_path
         return base + "-isolation.db"
+
+    def unknown_tenants(self, names: Iterable[str]) -> list[str]:
+        """The names (``--tenants``, syslog-ng ``options("tenants")``) no tenant is configured as."""
+        known = {t.name for t in self.tenants}
+        return [n for n in names if n not in known]
+
+    def select_tenants(self, names: Iterable[str] | None) -> list[TenantConfig]:
+        """The tenants ``names`` selects (all when None or empty), in configuration order."""
+        if not names:
+            return list(self.tenants)
+        wanted = set(names)
+        return [t for t in self.tenants if t.name in wanted]
 
     def tenant(self, name: str) -> TenantConfig:
         for t in self.tenants:

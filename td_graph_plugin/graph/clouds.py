@@ -1,4 +1,7 @@
-"""National clouds: where to get a token and where Graph lives (graph-facts §0.1).
+"""National clouds' endpoints: where to get a token and where Graph lives (graph-facts §0.1).
+
+The table of clouds itself is ``td_graph_plugin/clouds.py`` (the config and the source specs
+read their names from it too).
 
 A token is only valid in the cloud that issued it, so the scope is always the cloud's own
 Graph resource, even when ``graph_endpoint`` points somewhere else (a proxy, a private
@@ -10,33 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..clouds import CLOUDS, Cloud
 from ..config.model import TenantConfig
 from ..errors import ConfigError
 
 __all__ = ["Cloud", "CLOUDS", "Endpoints", "resolve_endpoints", "same_origin"]
-
-
-@dataclass(frozen=True)
-class Cloud:
-    name: str
-    login_host: str
-    graph_host: str
-    scope: str
-
-
-def _cloud(name: str, login_host: str, graph_host: str) -> Cloud:
-    return Cloud(name, login_host, graph_host, f"https://{graph_host}/.default")
-
-
-CLOUDS: dict[str, Cloud] = {
-    "global": _cloud("global", "login.microsoftonline.com", "graph.microsoft.com"),
-    # GCC High (Graph "US Government L4")
-    "usgov": _cloud("usgov", "login.microsoftonline.us", "graph.microsoft.us"),
-    # DoD (Graph "US Government L5")
-    "dod": _cloud("dod", "login.microsoftonline.us", "dod-graph.microsoft.us"),
-    # 21Vianet
-    "china": _cloud("china", "login.partner.microsoftonline.cn", "microsoftgraph.chinacloudapi.cn"),
-}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from ..graph.client import GraphStopped
+from ..errors import GraphStopped
 from ..state import Commit, StateStore
 
 __all__ = ["AckSink", "DeliveryStopped"]

@@ -256,15 +256,16 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
             log.error("cannot start: %s", exc)
             return False
         _install_logging(config.log_level)
-        known_tenants = {t.name for t in config.tenants}
-        for t in self._tenants or ():
-            if t not in known_tenants:
-                log.error('options("tenants"): unknown tenant %r; configured: %s', t, ", ".join(sorted(known_tenants)))
-                return False
-        for s in self._sources or ():
-            if s not in catalogue and not any(n.startswith(s + ".") for n in catalogue.names()):
-                log.error('options("sources"): unknown source %r (see `td-graph sources`)', s)
-                return False
+        from ..runtime import check_selection
+
+        try:
+            check_selection(
+                config, catalogue, self._tenants, self._sources,
+                tenants_key='options("tenants")', sources_key='options("sources")',
+            )
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return False
         try:  # a locked or corrupt state database refuses the config now, not at the first page
             from ..state import StateStore
 
@@ -318,16 +319,11 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
 
         config, pm, catalogue = self._load()
         stop = threading.Event()
-        sinks: list[AckSink] = []
-
-        def make_sink(state: Any) -> AckSink:
-            sink = AckSink(state, stop=stop, max_queue=self._queue_size)
-            sinks.append(sink)
-            return sink
-
-        runtime = build_runtime(config, pm, catalogue, make_sink=make_sink, stop=stop)
+        runtime = build_runtime(
+            config, pm, catalogue, make_sink=lambda state: AckSink(state, stop=stop, max_queue=self._queue_size), stop=stop
+        )
         self._generation += 1
-        self._runtime, self._sink = runtime, sinks[0]
+        self._runtime, self._sink = runtime, runtime.sink
         if config.metrics_listen:
             from ..observability import MetricsServerError, start_metrics_server
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
-__all__ = ["Output"]
+__all__ = ["Output", "PositionedOutput"]
 
 
 class Output(Protocol):
@@ -21,3 +21,17 @@ class Output(Protocol):
     def write(self, lines: Sequence[bytes]) -> int | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PositionedOutput(Output, Protocol):
+    """An output with a committed position (the file): after a crash it may hold records past
+    that position (written, never checkpointed), offered as ``recovered`` for adoption."""
+
+    recovered: list[bytes]
+
+    @property
+    def position(self) -> int: ...
+
+    def discard_recovered(self) -> None:
+        """Cut the recovered tail instead (no adopter: those pages are collected again)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 from ..spec import SourceSpec
+from .isolation_feed import FEED_SPEC
 from .reports import office365_csv_pager
 
 __all__ = ["BUILTIN_SOURCES", "td_graph_register_sources"]
@@ -394,3 +395,4 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
 def td_graph_register_sources(register) -> None:  # type: ignore[no-untyped-def]
     for spec in BUILTIN_SOURCES:
         register(spec)
+    register(FEED_SPEC)

@@ -14,10 +14,10 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
-from ..errors import StateError
+from ..errors import StateError, StateLocked
 
 __all__ = ["StateStore", "Commit", "SCHEMA_VERSION"]
 
@@ -61,10 +61,8 @@ class Commit:
     prune_seen_before: float | None = None
     upsert_objects: Sequence[tuple[str, str, int]] = ()
     delete_objects: Sequence[str] = ()
-    delete_objects_gen_below: int | None = None
     newest_event: float | None = None
     success: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class StateStore:
@@ -112,10 +110,7 @@ class StateStore:
             fh.seek(0)
             owner = fh.read().strip() or "unknown"
             fh.close()
-            raise StateError(
-                f"state database {path} is in use by another td-graph process (pid {owner}); "
-                "give each process its own state.path"
-            ) from None
+            raise StateLocked(path, owner) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -194,22 +189,6 @@ class StateStore:
                 "SELECT cursor FROM checkpoints WHERE tenant=? AND source=?", (tenant, source)
             ).fetchone()
         return json.loads(row[0]) if row else None
-
-    def checkpoint_info(self, tenant: str, source: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT cursor, updated_at, last_success, newest_event FROM checkpoints "
-                "WHERE tenant=? AND source=?",
-                (tenant, source),
-            ).fetchone()
-        if not row:
-            return None
-        return {
-            "cursor": json.loads(row[0]),
-            "updated_at": row[1],
-            "last_success": row[2],
-            "newest_event": row[3],
-        }
 
     def seen_keys(self, tenant: str, source: str, keys: Iterable[tuple[str, float]]) -> set[str]:
         """Which (key, event_time) pairs were already emitted (committed) for this source.
@@ -297,11 +276,6 @@ class StateStore:
                     db.executemany(
                         "DELETE FROM objects WHERE tenant=? AND source=? AND id=?",
                         [(c.tenant, c.source, i) for i in c.delete_objects],
-                    )
-                if c.delete_objects_gen_below is not None:
-                    db.execute(
-                        "DELETE FROM objects WHERE tenant=? AND source=? AND gen<?",
-                        (c.tenant, c.source, c.delete_objects_gen_below),
                     )
                 if output is not None:
                     db.execute(
