@@ -74,6 +74,8 @@ class SourceRun:
     metrics: Metrics
     stop: threading.Event
     record_filter: Callable[[str, str, dict[str, Any]], bool] | None = None
+    # output.format: turns the contract's envelope into the shape written (ECS, OCSF); None: raw.
+    formatter: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     now: Callable[[], datetime] = utcnow
     stats: RunStats = field(default_factory=RunStats)
     # What a collector of a non-Graph source needs beyond the run: the config (paths) and the
@@ -138,10 +140,13 @@ class SourceRun:
         lines: list[bytes] = []
         dumps = orjson.dumps
         keep = self.record_filter
+        fmt = self.formatter
         for record in records:
             if keep is not None and not keep(self.tenant.name, self.spec.name, record):
                 self.stats.dropped += 1
                 continue
+            if fmt is not None:
+                record = fmt(record)
             try:
                 lines.append(dumps(record) + b"\n")
             except TypeError:

@@ -94,6 +94,7 @@ class Engine:
         now: Callable[[], datetime] = utcnow,
         stop: threading.Event | None = None,
         planner: TenantPlanner | None = None,
+        formatter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.planner = planner
@@ -114,6 +115,7 @@ class Engine:
         self._active: dict[tuple[str, str], SourceRun] = {}
         self._active_lock = threading.Lock()
         self.record_filter = self._build_filter()
+        self.formatter = formatter
 
     # --- plan ----------------------------------------------------------------------------
     def jobs(self, *, tenants: Iterable[str] | None = None, sources: Iterable[str] | None = None) -> list[Job]:
@@ -181,6 +183,7 @@ class Engine:
             metrics=self.metrics,
             stop=self.stop,
             record_filter=self.record_filter,
+            formatter=self.formatter,
             now=self.now,
             config=self.config,
             resources=self.resources,

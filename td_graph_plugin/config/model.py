@@ -10,6 +10,7 @@ __all__ = [
     "Secret",
     "CertificateConfig",
     "TenantConfig",
+    "IsolationCredential",
     "SourceSettings",
     "SourcesConfig",
     "HttpConfig",
@@ -55,6 +56,20 @@ class CertificateConfig:
 
 
 @dataclass(frozen=True)
+class IsolationCredential:
+    """A tenant's optional separate app registration for isolate/release only.
+
+    The collector (``run``, syslog-ng) never uses it.  ``problem`` holds what is wrong with it
+    (an unset ``${VAR}``, a missing secret): an error only for isolate/release, which report it.
+    """
+
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    certificate: CertificateConfig | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     name: str
     tenant_id: str
@@ -66,6 +81,7 @@ class TenantConfig:
     graph_endpoint: str | None = None
     ca_bundle: str | None = None
     proxy: str | None = None
+    isolation: IsolationCredential | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,9 @@ class Config:
     state_path: str = "./td-graph-state.db"
     output_type: str = "stdout"
     output_path: str | None = None
+    output_format: str = "raw"  # raw | ecs | ocsf
+    output_max_bytes: int | None = None  # file: rotate at this size (None: never)
+    output_keep: int = 10  # file: rotated files kept
     metrics_listen: str | None = None
     unhealthy_after: float = 900.0
     protected_users: tuple[str, ...] = ()
