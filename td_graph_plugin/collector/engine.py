@@ -292,9 +292,14 @@ class Engine:
                     )
             elif status == DISABLED:
                 self._failures.pop(job.key, None)
+                self.state.set_source_status(tenant, spec, DISABLED, str(error), None)
                 log.info("%s/%s: skipped: %s", tenant, spec, error)
             else:
                 log.error("%s/%s: failed: %s", tenant, spec, error)
+                result = JobResult(job, status, stats, error, seconds)
+                if not isinstance(error, StateError):  # `td-graph status` reads it; a broken state cannot
+                    self.state.set_source_status(tenant, spec, FAILING, str(error), time.time() + self.next_delay(result))
+                return result
         return JobResult(job, status, stats, error, seconds)
 
     def _recheck_delay(self, job: Job) -> float:
