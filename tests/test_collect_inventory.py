@@ -145,3 +145,79 @@ def test_snapshot_emit_unchanged_setting(catalogue, state):
     collect_snapshot(run_for(spec, client, state, out, emit_unchanged=True))
     collect_snapshot(run_for(spec, client, state, out, emit_unchanged=True))
     assert len(out.lines) == 2
+
+
+def _crash_after_write(spec, client, state, out, now=T0):
+    """Collect with a sink whose output accepts the page but whose commit never happens (kill -9
+    between write and checkpoint); the lines are what a restarted run finds in the file's tail."""
+
+    class Crash(Exception):
+        pass
+
+    class CrashingSink:
+        def deliver(self, lines, commit, committed):
+            out.write(lines)
+            raise Crash
+
+    run = SourceRun(tenant=TENANT, spec=spec, settings=SourceSettings(), client=client, state=state,
+                    sink=CrashingSink(), metrics=Metrics(), stop=threading.Event(), now=lambda: now)
+    with pytest.raises(Crash):
+        collect_delta(run)
+
+
+def test_delta_removal_is_not_written_twice_after_a_crash(catalogue, state):
+    """Issue 13 finding 5: the replayed page must not emit the adopted removal again."""
+    from td_graph_plugin.collector.recovery import make_adopter
+    from td_graph_plugin.config import parse_config
+    from td_graph_plugin.plugins import create_plugin_manager, load_catalogue
+
+    spec = catalogue["directory.users"]
+    removal = {"id": "u3", "@removed": {"reason": "deleted"}}
+    out = ListOutput()
+    collect_delta(run_for(spec, ScriptedClient([[FakePage([user(1), user(3)], delta_link=DELTA1)]]), state, out))
+    assert [r["id"] for r in records(out)] == ["u1", "u3"]
+    # Round 2 is written, then the process dies before its checkpoint.
+    tail = ListOutput()
+    _crash_after_write(spec, ScriptedClient([[FakePage([removal], delta_link=DELTA2)]]), state, tail)
+    assert [(r["id"], r.get("removed")) for r in records(tail)] == [("u3", "deleted")]
+    # Restart: crash recovery adopts the tail, then the same round is read again.
+    cfg = parse_config({"tenants": [{"name": "contoso", "tenant_id": TENANT.tenant_id, "client_id": TENANT.client_id,
+                                     "client_secret": "x" * 30}]}, source_names=catalogue.names())
+    make_adopter(cfg, load_catalogue(create_plugin_manager(load_entrypoints=False)))(state, tail.lines, ("list", 0))
+    again = ListOutput()
+    collect_delta(run_for(spec, ScriptedClient([[FakePage([removal], delta_link=DELTA2)]]), state, again))
+    assert records(again) == [], "the removal reached the output once, before the crash"
+    assert state.object_hashes("contoso", spec.name, ["u3"]) == {}
+    # The object comes back later: it is emitted as new, not mistaken for the tombstone.
+    back = ListOutput()
+    collect_delta(run_for(spec, ScriptedClient([[FakePage([user(3)], delta_link=DELTA2)]]), state, back,
+                          now=T0 + timedelta(minutes=5)))
+    assert [r["id"] for r in records(back)] == ["u3"]
+
+
+def test_a_page_that_removes_then_re_adds_an_id_ends_with_it_present(catalogue, state):
+    """Issue 13 (low): order within a page decides; remove-then-add leaves the object known."""
+    spec = catalogue["directory.users"]
+    out = ListOutput()
+    collect_delta(run_for(spec, ScriptedClient([[FakePage([user(1), user(2)], delta_link=DELTA1)]]), state, out))
+    page = [{"id": "u2", "@removed": {"reason": "changed"}}, user(2, "Back"), user(1, "Gone"), {"id": "u1", "@removed": {"reason": "deleted"}}]
+    out2 = ListOutput()
+    collect_delta(run_for(spec, ScriptedClient([[FakePage(page, delta_link=DELTA2)]]), state, out2,
+                          now=T0 + timedelta(minutes=5)))
+    assert [(r["id"], r.get("removed")) for r in records(out2)] == [("u2", "changed"), ("u2", None), ("u1", None), ("u1", "deleted")]
+    assert set(state.object_hashes("contoso", spec.name, ["u1", "u2"])) == {"u2"}
+
+
+def test_a_deeply_nested_object_is_skipped_and_counted(catalogue, state):
+    """Issue 13 (low): hashing an object nested too deeply is a bad item, the rest goes on."""
+    spec = catalogue["directory.users"]
+    deep = user(2)
+    for _ in range(5000):
+        deep = {"x": deep}
+    deep = {"id": "u2", "nested": deep}
+    out = ListOutput()
+    run = run_for(spec, ScriptedClient([[FakePage([user(1), deep, user(3)], delta_link=DELTA1)]]), state, out)
+    collect_delta(run)
+    assert [r["id"] for r in records(out)] == ["u1", "u3"]
+    assert run.stats.skipped_bad == 1
+    assert state.cursor("contoso", spec.name)["delta_link"] == DELTA1

@@ -239,3 +239,27 @@ def test_incident_alerts_fetched_separately_only_when_configured(catalogue, stat
     data = orjson.loads(out2.lines[0])["data"]
     assert [a["id"] for a in data["alerts"]] == ["a1", "a2"]
     assert all("$expand" not in c["params"] for c in client2.calls)
+
+
+def _nested(depth):
+    value = "bottom"
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def test_a_deeply_nested_item_is_skipped_and_counted_not_fatal(catalogue, state):
+    """Issue 13 (low): an item nested beyond what the encoders handle (Python's json recurses
+    once per level; orjson refuses beyond 255) must be a bad item, not a source failing forever."""
+    spec = catalogue["audit_logs.sign_ins"]
+    deep = dict(sign_in(2, 32), details=_nested(5000))
+    items = [sign_in(1, 30), deep, sign_in(3, 33)]
+    out = ListOutput()
+    client = FakeWindowClient(items, page_size=10)
+    run = make_run(spec, client, state, out, Clock(T0), window_chunk=timedelta(days=2))
+    from tests.fakes import FakePage
+    client.pages = lambda url, **kw: iter([FakePage(items)])
+    collect_window(run)
+    assert sorted(ids(out)) == ["s1", "s3"]
+    assert run.stats.skipped_bad == 1
+    assert state.cursor("contoso", spec.name)["active"] is None, "the window completed"

@@ -150,7 +150,10 @@ class SourceRun:
             try:
                 lines.append(dumps(record) + b"\n")
             except TypeError:
-                lines.append(encode_json(record) + b"\n")
+                try:
+                    lines.append(encode_json(record) + b"\n")
+                except RecursionError:  # nested beyond any encoder: a bad item, not a failing source
+                    self.skip_bad(f"{record.get('id')!r} is nested too deeply to encode")
         newest = commit.newest_event
         count = len(lines)
         tenant, source, metrics = self.tenant.name, self.spec.name, self.metrics

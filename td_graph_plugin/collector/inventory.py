@@ -29,6 +29,10 @@ __all__ = ["collect_delta", "collect_snapshot", "DELTA", "SNAPSHOT"]
 
 log = logging.getLogger("td_graph_plugin.collector")
 
+# The stored "hash" of an object whose removal record was written after the last checkpoint and
+# adopted after a crash (not a blake2b hex digest, so no object's content can match it).
+TOMBSTONE = "removed"
+
 
 def collect_delta(run: SourceRun) -> None:
     spec, tenant = run.spec, run.tenant.name
@@ -93,29 +97,35 @@ def _read(run: SourceRun, url: str, params: dict[str, str] | None, cursor: dict[
                 continue
             valid.append(item)
         known = state.object_hashes(tenant, spec.name, {i[id_field] for i in valid}) if valid else {}
-        records, upserts, deletes, newest = [], [], [], None
-        this_page: dict[str, str] = {}
+        records, newest = [], None
+        # The page's last word per id, in page order: a hash to store, or None (removed).
+        final: dict[str, str | None] = {}
         for item in valid:
             obj_id = item[id_field]
+            previous = final[obj_id] if obj_id in final else known.get(obj_id)
             removed = item.get("@removed")
             if removed is not None:
+                final[obj_id] = None
+                if previous == TOMBSTONE:
+                    continue  # adopted after a crash: this removal is already in the output
                 reason = removed.get("reason") if isinstance(removed, dict) else None
                 reason = reason if reason in ("changed", "deleted") else "deleted"
                 records.append(make_record(run.tenant, spec.name, obj_id, None, collected_at, item, removed=reason))
-                deletes.append(obj_id)
-                known.pop(obj_id, None)
-                this_page.pop(obj_id, None)
                 continue
-            digest = content_hash(item)
-            previous = this_page.get(obj_id, known.get(obj_id))
-            upserts.append((obj_id, digest, gen))
-            this_page[obj_id] = digest
+            try:
+                digest = content_hash(item)
+            except RecursionError:
+                run.skip_bad(f"{obj_id!r} is nested too deeply to encode")
+                continue
+            final[obj_id] = digest
             if previous == digest and not emit_all:
                 continue  # a replay or an unchanged row
             ts = parse_time(item.get(time_field)) if time_field else None
             if ts is not None and (newest is None or ts > newest):
                 newest = ts
             records.append(make_record(run.tenant, spec.name, obj_id, format_time(ts), collected_at, item))
+        upserts = [(i, h, gen) for i, h in final.items() if h is not None]
+        deletes = [i for i, h in final.items() if h is None]
         cur = dict(base, next_link=page.next_link)
         if page.delta_link:
             cur["delta_link"] = page.delta_link
@@ -123,8 +133,6 @@ def _read(run: SourceRun, url: str, params: dict[str, str] | None, cursor: dict[
         finished = page.next_link is None
         if finished and full:
             cur["last_full"] = format_time(run.now())
-        # Keep deletes after upserts so an id both changed and removed on one page ends removed.
-        upserts = [u for u in upserts if u[0] not in set(deletes)] if deletes else upserts
         commit = Commit(
             tenant,
             spec.name,
@@ -150,10 +158,12 @@ def _sweep(run: SourceRun, gen: int, cursor: dict[str, Any]) -> None:
         stale = run.state.stale_objects(tenant, spec.name, gen)
         if not stale:
             break
+        tombstones = {i for i, h in run.state.object_hashes(tenant, spec.name, stale).items() if h == TOMBSTONE}
         collected_at = run.collected_at()
         records = [
             make_record(run.tenant, spec.name, obj_id, None, collected_at, {"id": obj_id, "@removed": {"reason": "deleted"}}, removed="deleted")
             for obj_id in stale
+            if obj_id not in tombstones  # their removal was written before a crash
         ]
         run.deliver(records, Commit(tenant, spec.name, cursor=cursor, delete_objects=stale))
     # A full read is complete as of now: that is the inventory's checkpoint position.
@@ -167,16 +177,12 @@ def adopt_inventory(
     in the cursor's current generation, as ``_read`` would have."""
     cursor = state.cursor(tenant, spec.name) or {}
     gen = int(cursor.get("gen", 0))
-    upserts, deletes = [], []
-    for r in records:
-        if r.get("removed"):
-            deletes.append(str(r["id"]))
-        else:
-            upserts.append((str(r["id"]), content_hash(r.get("data") or {}), gen))
-    removed = set(deletes)
-    return Commit(
-        tenant, spec.name, cursor=cursor, upsert_objects=[u for u in upserts if u[0] not in removed], delete_objects=deletes
-    )
+    final: dict[str, str] = {}
+    for r in records:  # in output order: the last record of an id decides
+        final[str(r["id"])] = TOMBSTONE if r.get("removed") else content_hash(r.get("data") or {})
+    # A removal is kept as a tombstone, not deleted: the replayed page (or sweep) must know it was
+    # already written; the collector deletes the tombstone when it meets the removal again.
+    return Commit(tenant, spec.name, cursor=cursor, upsert_objects=[(i, h, gen) for i, h in final.items()])
 
 
 class _Inventory:
