@@ -147,7 +147,7 @@ def test_snapshot_emit_unchanged_setting(catalogue, state):
     assert len(out.lines) == 2
 
 
-def _crash_after_write(spec, client, state, out, now=T0):
+def _crash_after_write(spec, client, state, out, now=T0, record_filter=None):
     """Collect with a sink whose output accepts the page but whose commit never happens (kill -9
     between write and checkpoint); the lines are what a restarted run finds in the file's tail."""
 
@@ -160,7 +160,8 @@ def _crash_after_write(spec, client, state, out, now=T0):
             raise Crash
 
     run = SourceRun(tenant=TENANT, spec=spec, settings=SourceSettings(), client=client, state=state,
-                    sink=CrashingSink(), metrics=Metrics(), stop=threading.Event(), now=lambda: now)
+                    sink=CrashingSink(), metrics=Metrics(), stop=threading.Event(), now=lambda: now,
+                    record_filter=record_filter)
     with pytest.raises(Crash):
         collect_delta(run)
 
@@ -221,3 +222,32 @@ def test_a_deeply_nested_object_is_skipped_and_counted(catalogue, state):
     assert [r["id"] for r in records(out)] == ["u1", "u3"]
     assert run.stats.skipped_bad == 1
     assert state.cursor("contoso", spec.name)["delta_link"] == DELTA1
+
+
+def test_a_filter_that_edits_data_does_not_break_crash_recovery(catalogue, state):
+    """Issue 13 (low): recovery hashes the data as written; the collector must store the hash of
+    that same data, or every adopted object is written again after the restart."""
+    from td_graph_plugin.collector.recovery import make_adopter
+    from td_graph_plugin.config import parse_config
+    from td_graph_plugin.plugins import create_plugin_manager, load_catalogue
+
+    def redact(tenant, source, record):
+        record["data"].pop("userPrincipalName", None)
+        return True
+
+    spec = catalogue["directory.users"]
+    tail = ListOutput()
+    _crash_after_write(spec, ScriptedClient([[FakePage([user(1), user(2)], delta_link=DELTA1)]]), state, tail,
+                       record_filter=redact)
+    assert [r["data"] for r in records(tail)][0] == {"id": "u1", "displayName": "User 1"}
+    cfg = parse_config({"tenants": [{"name": "contoso", "tenant_id": TENANT.tenant_id, "client_id": TENANT.client_id,
+                                     "client_secret": "x" * 30}]}, source_names=catalogue.names())
+    make_adopter(cfg, load_catalogue(create_plugin_manager(load_entrypoints=False)))(state, tail.lines, ("list", 0))
+    again = ListOutput()
+    sink = SyncSink(again, state)
+    sink.open()
+    run = SourceRun(tenant=TENANT, spec=spec, settings=SourceSettings(), client=ScriptedClient(
+        [[FakePage([user(1), user(2)], delta_link=DELTA1)]]), state=state, sink=sink, metrics=Metrics(),
+        stop=threading.Event(), now=lambda: T0, record_filter=redact)
+    collect_delta(run)
+    assert records(again) == [], "both users reached the output before the crash"

@@ -130,8 +130,8 @@ class SourceRun:
     def deliver(
         self, records: Sequence[dict[str, Any]], commit: Commit, *, checkpoint: datetime | None = None
     ) -> None:
-        """The only way out of a collector: filter, encode, hand to the sink; the sink commits
-        ``commit`` once the output accepted the lines.
+        """The only way out of a collector: format, encode, hand to the sink; the sink commits
+        ``commit`` once the output accepted the lines.  ``records`` were admitted (``admit``).
 
         An empty successful commit closes a read (a finished window, a full sweep) and is not
         counted as a page; ``checkpoint`` is the position the source is then complete up to
@@ -139,12 +139,8 @@ class SourceRun:
         """
         lines: list[bytes] = []
         dumps = orjson.dumps
-        keep = self.record_filter
         fmt = self.formatter
         for record in records:
-            if keep is not None and not keep(self.tenant.name, self.spec.name, record):
-                self.stats.dropped += 1
-                continue
             if fmt is not None:
                 record = fmt(record)
             try:
@@ -167,6 +163,17 @@ class SourceRun:
         if records or not commit.success:
             self.stats.pages += 1
         self.stats.records += count
+
+    def admit(self, record: dict[str, Any]) -> bool:
+        """Apply the ``td_graph_filter_record`` hooks (which may edit the record); False: drop it.
+
+        Collectors call this before they derive what they store from a record (content hashes),
+        so the state describes the data as written — what crash recovery reads back."""
+        keep = self.record_filter
+        if keep is None or keep(self.tenant.name, self.spec.name, record):
+            return True
+        self.stats.dropped += 1
+        return False
 
     def note_event_time(self, dt: datetime | None) -> None:
         if dt is not None and (self.stats.newest_event is None or dt > self.stats.newest_event):

@@ -110,20 +110,24 @@ def _read(run: SourceRun, url: str, params: dict[str, str] | None, cursor: dict[
                     continue  # adopted after a crash: this removal is already in the output
                 reason = removed.get("reason") if isinstance(removed, dict) else None
                 reason = reason if reason in ("changed", "deleted") else "deleted"
-                records.append(make_record(run.tenant, spec.name, obj_id, None, collected_at, item, removed=reason))
+                record = make_record(run.tenant, spec.name, obj_id, None, collected_at, item, removed=reason)
+                if run.admit(record):
+                    records.append(record)
                 continue
+            ts = parse_time(item.get(time_field)) if time_field else None
+            record = make_record(run.tenant, spec.name, obj_id, format_time(ts), collected_at, item)
+            admitted = run.admit(record)  # before hashing: the hash is of the data as written
             try:
-                digest = content_hash(item)
+                digest = content_hash(record["data"])
             except RecursionError:
                 run.skip_bad(f"{obj_id!r} is nested too deeply to encode")
                 continue
             final[obj_id] = digest
-            if previous == digest and not emit_all:
-                continue  # a replay or an unchanged row
-            ts = parse_time(item.get(time_field)) if time_field else None
+            if (previous == digest and not emit_all) or not admitted:
+                continue  # a replay, an unchanged row, or dropped by a filter
             if ts is not None and (newest is None or ts > newest):
                 newest = ts
-            records.append(make_record(run.tenant, spec.name, obj_id, format_time(ts), collected_at, item))
+            records.append(record)
         upserts = [(i, h, gen) for i, h in final.items() if h is not None]
         deletes = [i for i, h in final.items() if h is None]
         cur = dict(base, next_link=page.next_link)
@@ -160,11 +164,12 @@ def _sweep(run: SourceRun, gen: int, cursor: dict[str, Any]) -> None:
             break
         tombstones = {i for i, h in run.state.object_hashes(tenant, spec.name, stale).items() if h == TOMBSTONE}
         collected_at = run.collected_at()
-        records = [
+        removals = [
             make_record(run.tenant, spec.name, obj_id, None, collected_at, {"id": obj_id, "@removed": {"reason": "deleted"}}, removed="deleted")
             for obj_id in stale
             if obj_id not in tombstones  # their removal was written before a crash
         ]
+        records = [r for r in removals if run.admit(r)]
         run.deliver(records, Commit(tenant, spec.name, cursor=cursor, delete_objects=stale))
     # A full read is complete as of now: that is the inventory's checkpoint position.
     run.deliver([], Commit(tenant, spec.name, cursor=cursor, success=True), checkpoint=run.now())

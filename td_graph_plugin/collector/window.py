@@ -116,7 +116,9 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             seen.append((key, epoch))
             # Graph's own string when it is already canonical UTC (most are): no re-formatting.
             event_time = raw_ts if ts is not None and CANONICAL.match(raw_ts) else format_time(ts)
-            records.append(make_record(run.tenant, spec.name, item[id_field], event_time, collected_at, item))
+            record = make_record(run.tenant, spec.name, item[id_field], event_time, collected_at, item)
+            if run.admit(record):
+                records.append(record)
             if ts is not None and (newest is None or ts > newest):
                 newest = ts
         if records and spec.related and run.settings.fetch_alerts:

@@ -47,7 +47,7 @@ class _AuditFeed:
             if not rows:
                 break
             last = rows[-1][0]
-            records = [record for _, record in rows]
+            records = [record for _, record in rows if run.admit(record)]
             newest = max((to_epoch(parse_time(r.get("event_time"))) or 0.0 for r in records), default=None)
             run.deliver(records, Commit(tenant, SOURCE, cursor={"last_row": last}, newest_event=newest))
         run.deliver([], Commit(tenant, SOURCE, cursor={"last_row": last}, success=True))
