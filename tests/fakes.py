@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from td_graph_plugin.graph.serverclock import ServerClock
 from td_graph_plugin.timeutil import parse_time
 
 _CLAUSE = re.compile(r"(\w+) (ge|gt|le|lt|eq) (\S+)")
@@ -28,6 +29,7 @@ class FakeWindowClient:
         self.page_size = page_size
         self.calls: list[dict[str, Any]] = []
         self.fail_on_call: Callable[[int], Exception | None] = lambda n: None
+        self.server_clock = ServerClock()  # no Date header seen unless a test observes one
 
     def url(self, version: str, path: str) -> str:
         return f"https://graph.test/{version}{path}"
@@ -61,6 +63,7 @@ class ScriptedClient:
     def __init__(self, script: list[Any]) -> None:
         self.script = list(script)
         self.calls: list[tuple[str, dict[str, Any] | None]] = []
+        self.server_clock = ServerClock()
 
     def url(self, version: str, path: str) -> str:
         return f"https://graph.test/{version}{path}"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from td_graph_plugin.collector import SourceRun, SyncSink
 from td_graph_plugin.collector.inventory import collect_snapshot
 from td_graph_plugin.collector.window import collect_window
+from td_graph_plugin.graph.serverclock import ServerClock
 from td_graph_plugin.config import SourceSettings, TenantConfig, parse_config
 from td_graph_plugin.errors import ConfigError
 from td_graph_plugin.metrics import Metrics
@@ -81,6 +82,8 @@ def _run(spec, pages, tmp_path, mode="window"):
     sink.open()
 
     class Client:
+        server_clock = ServerClock()  # no Date header seen
+
         def url(self, version, path):
             return "https://graph.test" + path
 

@@ -263,3 +263,42 @@ def test_a_deeply_nested_item_is_skipped_and_counted_not_fatal(catalogue, state)
     assert sorted(ids(out)) == ["s1", "s3"]
     assert run.stats.skipped_bad == 1
     assert state.cursor("contoso", spec.name)["active"] is None, "the window completed"
+
+
+def test_a_forward_jump_of_the_local_clock_is_bounded_by_graphs_date(catalogue, state):
+    """Issue 13 finding 7: the local clock says two days later than Graph (a VM resume). The
+    window must end at Graph's time minus the delay; after the clock is corrected nothing
+    between is skipped."""
+    spec = catalogue["audit_logs.sign_ins"]
+    items = [sign_in(1, 30), sign_in(2, 10)]
+    client = FakeWindowClient(items, page_size=10)
+    client.server_clock.observe("Thu, 26 Nov 2026 12:00:00 GMT")  # Graph's Date header: T0
+    run = make_run(spec, client, state, ListOutput(), Clock(T0 + timedelta(days=2)))
+    collect_window(run)
+    done = state.cursor("contoso", spec.name)["done"]
+    # delay is 2m for sign-ins (spec default): written by hand, not via format_time.
+    assert done <= "2026-11-26T11:58:00Z", f"the window reached past Graph's clock: {done}"
+    assert done >= "2026-11-26T11:57:00Z"
+
+
+def test_a_stored_position_in_the_future_is_rewound_logged_and_counted(catalogue, state, caplog):
+    """A cursor written while the clock was days ahead: rewind to now - overlap, not wait days."""
+    spec = catalogue["audit_logs.sign_ins"]
+    from td_graph_plugin.state import Commit
+
+    state.commit(Commit("contoso", spec.name, cursor={"done": "2026-11-28T12:00:00Z", "active": None}))
+    items = [sign_in(1, 5)]  # 11:55, long before the stored position
+    out = ListOutput()
+    client = FakeWindowClient(items, page_size=10)
+    run = make_run(spec, client, state, out, Clock(T0))
+    with caplog.at_level("WARNING"):
+        collect_window(run)
+    assert ids(out) == ["s1"], "the events after the real now - overlap are read"
+    assert any("in the future" in r.getMessage() for r in caplog.records)
+    samples = {
+        (s.labels.get("kind"), s.name): s.value
+        for m in run.metrics.registry.collect()
+        for s in m.samples
+        if s.name == "td_graph_errors_total"
+    }
+    assert samples.get(("clock", "td_graph_errors_total")) == 1.0, samples

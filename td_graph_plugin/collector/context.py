@@ -164,6 +164,10 @@ class SourceRun:
             self.stats.pages += 1
         self.stats.records += count
 
+    def graph_now(self) -> datetime | None:
+        """Graph's clock (its last ``Date`` header, extrapolated), None before any answer."""
+        return self.client.server_clock.now() if self.client is not None else None
+
     def admit(self, record: dict[str, Any]) -> bool:
         """Apply the ``td_graph_filter_record`` hooks (which may edit the record); False: drop it.
 

@@ -30,6 +30,9 @@ __all__ = ["collect_window", "build_time_filter", "WINDOW"]
 
 log = logging.getLogger("td_graph_plugin.collector")
 
+# How far the local clock may run ahead of Graph's before windows are bounded by Graph's time.
+CLOCK_TOLERANCE = timedelta(minutes=1)
+
 
 def build_time_filter(field: str, ops: tuple[str, str], lower: datetime, upper: datetime, extra: str | None = None) -> str:
     """``createdDateTime ge 2026-11-26T09:45:00Z and createdDateTime le 2026-11-26T10:00:00Z``.
@@ -49,11 +52,20 @@ def collect_window(run: SourceRun) -> None:
     tenant = run.tenant.name
     overlap = run.duration("overlap")
     chunk = run.duration("window_chunk")
-    now = run.now()
+    now = _bounded_now(run)
     end = now - run.duration("delay")
     cursor = state.cursor(tenant, spec.name) or {}
     done = parse_time(cursor.get("done"))
     active = cursor.get("active")
+    if done is not None and done > now:
+        # Written while the clock ran ahead (a VM resume, a bad NTP step): waiting for the
+        # clock to catch up would leave a gap nobody reads; rewind and let dedup absorb overlap.
+        log.warning(
+            "%s/%s: the stored position %s is in the future (now %s); rewinding to now - overlap",
+            tenant, spec.name, format_time(done), format_time(now),
+        )
+        run.metrics.error(tenant, spec.name, "clock")
+        done, active = now - overlap, None
 
     if active:
         lower, upper = parse_time(active["lower"]), parse_time(active["upper"])
@@ -74,6 +86,20 @@ def collect_window(run: SourceRun) -> None:
     # Nothing to read (the window is empty): still a success for last-success and lag metrics.
     cursor = {"done": format_time(done), "active": None}
     run.deliver([], Commit(tenant, spec.name, cursor=cursor, success=True), checkpoint=done)
+
+
+def _bounded_now(run: SourceRun) -> datetime:
+    """The local clock, but never ahead of Graph's (its ``Date`` header) by more than a minute."""
+    now = run.now()
+    graph = run.graph_now()
+    if graph is not None and now - graph > CLOCK_TOLERANCE:
+        log.warning(
+            "%s/%s: the local clock is %s ahead of Graph's; windows end at Graph's time",
+            run.tenant.name, run.spec.name, now - graph,
+        )
+        run.metrics.error(run.tenant.name, run.spec.name, "clock")
+        return graph
+    return now
 
 
 def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetime | None) -> bool:

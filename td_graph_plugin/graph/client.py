@@ -43,6 +43,7 @@ from .clouds import resolve_endpoints, same_origin
 from .http import build_session
 from .paging import AnyEvent, Page, decode_page, prefetched
 from .ratelimit import RateLimiter
+from .serverclock import ServerClock
 
 __all__ = ["GraphClient", "Reply"]
 
@@ -104,6 +105,7 @@ class GraphClient:
             tenant, self.session, metrics, endpoints=self.endpoints, timeout=self._timeout
         )
         self.limiter = limiter or RateLimiter()
+        self.server_clock = ServerClock()  # Graph's time from Date headers (window ends)
         self.stop = stop or threading.Event()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -281,6 +283,7 @@ class GraphClient:
         elapsed = time.monotonic() - t0
         status = resp.status_code
         request_id = header(resp.headers, "request-id")
+        self.server_clock.observe(header(resp.headers, "date"))
         self._observe(source, status, elapsed)
         log.debug(
             "%s %s -> %s in %.3fs request-id=%s", method, path, status, elapsed, request_id or "-"
