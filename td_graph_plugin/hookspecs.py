@@ -21,8 +21,6 @@ __all__ = [
     "hookimpl",
     "td_graph_register_sources",
     "td_graph_filter_record",
-    "td_graph_isolate_user",
-    "td_graph_release_user",
 ]
 
 PROJECT = "td_graph"
@@ -53,22 +51,3 @@ def td_graph_filter_record(tenant: str, source: str, record: dict[str, Any]) -> 
     :param source: the source name, e.g. ``audit_logs.sign_ins``.
     :param record: the envelope (tenant, tenant_id, source, id, event_time, collected_at, data).
     """
-
-
-@hookspec(firstresult=True)
-def td_graph_isolate_user(
-    tenant: str, user: str, reason: str, steps: list[str], dry_run: bool, requested_by: str | None
-) -> dict[str, Any] | None:
-    """Contain a compromised user (disable, revoke sessions, force a password change).
-
-    Stops at the first non-None result.  td-graph's own implementation is registered under the
-    name ``td_graph.isolation``; a SOAR integration calls the hook to reuse its guard rails.
-    Returns the isolation result as a dict (steps with ok/skipped/failed and request ids).
-    """
-
-
-@hookspec(firstresult=True)
-def td_graph_release_user(
-    tenant: str, user: str, reason: str, dry_run: bool, force: bool, requested_by: str | None
-) -> dict[str, Any] | None:
-    """Undo an isolation from its stored snapshot. Stops at the first non-None result."""

@@ -72,9 +72,6 @@ def create_plugin_manager(
     for dotted in BUILTIN_PLUGINS:
         if not pm.is_blocked(dotted):
             _register(pm, importlib.import_module(dotted), dotted)
-    from .isolation.plugin import register_builtin
-
-    register_builtin(pm)
     for i, plugin in enumerate(extra_plugins):
         _register(pm, plugin, getattr(plugin, "__name__", None) or f"extra-{i}-{type(plugin).__name__}")
     try:

@@ -1,4 +1,4 @@
-"""User isolation: guard rails, step results, idempotency, release, audit, metric, hooks.
+"""User isolation: guard rails, step results, idempotency, release, audit, metric, the API.
 
 The service runs against the simulator's directory model (``simulator/directory_writes.py``)
 through ``InProcessGraph``: the routes' handlers are called directly (no TLS, no retries) and
@@ -17,12 +17,11 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
-import pluggy
 import pytest
 
 from td_graph_plugin.config.model import Config, Secret, TenantConfig
 from td_graph_plugin.graph.classify import classify
-from td_graph_plugin.isolation import IsolationPlugin, IsolationService, PLUGIN_NAME, register_builtin, render
+from td_graph_plugin.isolation import IsolationService, open_store, render
 from td_graph_plugin.isolation.resolve import user_path
 from td_graph_plugin.metrics import Metrics
 from td_graph_plugin.plugins import create_plugin_manager
@@ -40,6 +39,18 @@ class _Resp:
     headers: dict[str, str]
     content: bytes
     td_json: dict
+
+
+@dataclass
+class _Reply:
+    """``GraphClient.fetch``'s answer: the response and its decoded JSON object."""
+
+    response: _Resp
+    data: dict
+
+    @property
+    def request_id(self) -> str | None:
+        return self.response.headers.get("request-id")
 
 
 @dataclass
@@ -105,6 +116,10 @@ class InProcessGraph:
         if not 200 <= status < 300:
             raise classify(status, data, hdrs, rest)
         return _Resp(status, hdrs, data, orjson.loads(data) if (data and expect_json) else {})
+
+    def fetch(self, method: str, url: str, **kw: Any) -> _Reply:
+        resp = self.request(method, url, **kw)
+        return _Reply(resp, resp.td_json)
 
     def pages(self, url: str, *, params=None, prefetch=True, **kw: Any):
         first = True
@@ -518,33 +533,29 @@ def test_audit_failure_is_reported_and_not_hidden(world):
     assert "AUDIT ERROR" in render(r)
 
 
-# --------------------------------------------------------------------------- hooks
+# --------------------------------------------------------------------------- the API (no hook)
 
 
-def test_hook_plugin_is_registered_bound_and_answers_with_the_result(world):
+def test_the_api_is_the_one_entry_point_a_soar_calls(world, tmp_path):
     pm = create_plugin_manager(load_entrypoints=False)
-    plugin = register_builtin(pm)
-    assert pm.get_plugin(PLUGIN_NAME) is plugin and register_builtin(pm) is plugin
-    with pytest.raises(Exception, match="not bound"):
-        pm.hook.td_graph_isolate_user(tenant="contoso", user="alice@contoso.test", reason="x", steps=["disable"],
-                                      dry_run=True, requested_by="soar")
-    plugin.bind(world.svc)
-    out = pm.hook.td_graph_isolate_user(tenant="contoso", user="alice@contoso.test", reason="INC-9",
-                                        steps=["disable", "revoke_sessions"], dry_run=False, requested_by="soar-playbook")
-    assert out["outcome"] == "ok" and out["exit_code"] == 0 and out["requested_by"] == "soar-playbook"
-    assert [s["status"] for s in out["steps"] if s["step"] in ("disable", "revoke_sessions")] == ["ok", "ok"]
-    rel = pm.hook.td_graph_release_user(tenant="contoso", user="alice@contoso.test", reason="INC-9 closed",
-                                        dry_run=False, force=False, requested_by="soar-playbook")
+    assert not hasattr(pm.hook, "td_graph_isolate_user") and not hasattr(pm.hook, "td_graph_release_user")
+    config = Config(tenants=(world.tenant_cfg,), isolation_state=str(tmp_path / "soar-isolation.db"))
+    emitted: list[dict] = []
+    with open_store(config) as store:  # an already loaded config, the store, an emit callable
+        svc = IsolationService(config, state=store, emit=emitted.append, client_factory=lambda t: world.client,
+                               sleep=lambda s: None)
+        out = svc.isolate("contoso", "alice@contoso.test", "INC-9", ["disable", "revoke_sessions"], False,
+                          requested_by="soar-playbook").to_dict()
+        assert out["outcome"] == "ok" and out["exit_code"] == 0 and out["requested_by"] == "soar-playbook"
+        assert [s["status"] for s in out["steps"] if s["step"] in ("disable", "revoke_sessions")] == ["ok", "ok"]
+        rel = svc.release("contoso", "alice@contoso.test", "INC-9 closed", False, force=False,
+                          requested_by="soar-playbook").to_dict()
+        assert [r["action"] for r in store.isolations("contoso", world.alice["id"])] == ["isolate", "release"]
     assert rel["outcome"] == "ok" and world.user(world.alice["id"])["accountEnabled"] is True
+    assert [r["data"]["action"] for r in emitted] == ["isolate", "release"]
 
 
-def test_hook_cannot_bypass_the_guard_rails(world):
+def test_the_api_cannot_bypass_the_guard_rails(world):
     world.d.assign_role(world.alice["id"], "User Administrator")
-    pm = pluggy.PluginManager("td_graph")
-    from td_graph_plugin import hookspecs
-
-    pm.add_hookspecs(hookspecs)
-    pm.register(IsolationPlugin(world.svc), name=PLUGIN_NAME)
-    out = pm.hook.td_graph_isolate_user(tenant="contoso", user=world.alice["id"], reason="x",
-                                        steps=["disable"], dry_run=False, requested_by=None)
+    out = world.svc.isolate("contoso", world.alice["id"], "x", ["disable"], False, requested_by=None).to_dict()
     assert out["outcome"] == "refused" and world.d.writes == []

@@ -4,6 +4,10 @@ The human report (one line per step, request ids, what to do) goes to **stderr**
 record goes to the configured output (stdout NDJSON, or appended to the file output with its
 exactly-once offset) and into the state database.  Exit 0: done, dry run, or nothing to do;
 1: refused, failed or partial; 2: usage or configuration error.
+
+Both commands are a thin shell over the isolation API (``isolation.IsolationService``), the
+one entry point a SOAR integration uses too: this module loads the config, opens the
+isolation store, wires the audit emitter and passes every option through.
 """
 
 from __future__ import annotations
@@ -71,9 +75,11 @@ def _usage(parser_name: str, message: str) -> int:
 
 def _run(args: argparse.Namespace, action: str) -> int:
     from ..errors import ConfigError
-    from ..isolation import IsolationService, normalise_steps, render
+    from ..isolation import IsolationService, normalise_steps, open_store, render
     from ..isolation.resolve import check_user_argument
     from ..logsetup import setup_logging
+    from ..metrics import Metrics
+    from ..runtime import FeedFlusher  # the audit feed's emitter (runs the feed if no collector does)
     from ..runtime import load_validated
 
     # Usage problems first: nothing is opened or sent for a command line that is wrong.
@@ -97,7 +103,12 @@ def _run(args: argparse.Namespace, action: str) -> int:
         raise ConfigError(
             f"unknown tenant {args.tenant!r}; configured: {', '.join(t.name for t in config.tenants)}", key="--tenant"
         )
-    with IsolationService.open(config) as service:
+    # The isolation audit store first: if it cannot be opened nothing is attempted, because
+    # nothing could be audited.  Audit records reach the pipeline through the collector's
+    # feed, or through this process (FeedFlusher) when no collector is running.
+    metrics = Metrics()
+    with open_store(config) as store:
+        service = IsolationService(config, state=store, metrics=metrics, emit=FeedFlusher(config, metrics))
         try:
             if action == "isolate":
                 result = service.isolate(

@@ -1,35 +1,37 @@
 """User isolation (threat containment): disable, revoke sessions, force a password change; release.
 
-Python API::
+One entry point, the Python API ``IsolationService`` (``service.py``); the CLI commands
+``td-graph isolate`` / ``td-graph release`` (``cli/isolation_cmd.py``) call it, and so can a
+SOAR integration.  It is handed an already loaded configuration, the isolation audit store and
+an ``emit`` callable; it loads nothing itself::
 
-    from td_graph_plugin.isolation import IsolationService
-    with IsolationService.open("td-graph.yaml") as svc:          # state + configured output
-        r = svc.isolate("contoso", "alice@contoso.com", reason="INC-4711",
+    from td_graph_plugin.isolation import IsolationService, open_store
+
+    with open_store(config) as store:
+        svc = IsolationService(config, state=store, emit=send_to_siem)
+        r = svc.isolate("contoso", "alice@contoso.com", "INC-4711",
                         steps=("disable", "revoke_sessions"), dry_run=True)
         print(r.outcome, [(s.name, s.status, s.request_id) for s in r.steps])
-        svc.release("contoso", "alice@contoso.com", reason="INC-4711 closed")
-
-Hooks ``td_graph_isolate_user`` / ``td_graph_release_user`` are implemented by
-``plugin.IsolationPlugin`` (registered as ``td_graph.isolation``); the CLI commands are
-``td-graph isolate`` and ``td-graph release`` (``cli/isolation_cmd.py``).
+        svc.release("contoso", "alice@contoso.com", "INC-4711 closed")
 
 Modules: ``model`` (results), ``resolve`` (UPN/object id -> user), ``guards`` (protected
-accounts, privileged roles), ``advice`` (errors -> what to do), ``actions`` (the ordered
-steps), ``audit`` (state + pipeline record), ``report`` (human text), ``plugin`` (hooks).
+accounts, privileged roles), ``advice`` (errors -> what to do), ``steps`` (what every step
+shares: context, resolve, write, read back), ``isolate_steps`` (guard rails, disable, revoke,
+password change, verify), ``release_steps`` (restore from the snapshot), ``outcome``
+(outcome and message from the steps), ``service`` (the API), ``audit`` (state + pipeline
+record), ``report`` (human text).
 """
 
-from .actions import IsolationService, requesting_user
-from .audit import FeedFlusher, active_isolation
+from .audit import active_isolation
 from .model import DEFAULT_STEPS, OUTCOMES, WRITE_STEPS, ActionResult, StepResult, Target, normalise_steps
-from .plugin import PLUGIN_NAME, IsolationPlugin, register_builtin
 from .report import render
+from .service import ClientFactory, Emit, IsolationService, open_store, requesting_user
 
 __all__ = [
     "IsolationService",
-    "IsolationPlugin",
-    "PLUGIN_NAME",
-    "register_builtin",
-    "FeedFlusher",
+    "ClientFactory",
+    "Emit",
+    "open_store",
     "ActionResult",
     "StepResult",
     "Target",

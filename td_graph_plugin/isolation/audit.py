@@ -10,16 +10,15 @@ resolved object id) and handed to the pipeline's output.  The stored records are
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Callable, Iterable
 
 from ..collector.context import make_record
 from ..config.model import TenantConfig
+from ..sources.isolation_feed import SOURCE
 from ..state import StateStore
 from .model import STEP_OK, ActionResult
-from .resolve import SOURCE
 
-__all__ = ["build_record", "store_and_emit", "active_isolation", "FeedFlusher", "Emit"]
+__all__ = ["build_record", "store_and_emit", "active_isolation", "chain_did", "Emit"]
 
 log = logging.getLogger("td_graph_plugin.isolation")
 
@@ -93,52 +92,3 @@ def chain_did(chain: list[dict[str, Any]], step: str) -> dict[str, Any] | None:
         if _ok(r.get("data") or {}, step):
             return r
     return None
-
-
-class FeedFlusher:
-    """After an action is stored: if no collector holds the state database, emit the
-    tenant's pending audit records now through the configured output (the same feed the
-    collector runs, so each record reaches the output exactly once either way)."""
-
-    def __init__(self, config: Any, metrics: Any = None) -> None:
-        self.config = config
-        self.metrics = metrics
-        self.deferred = False
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        from ..collector.context import SourceRun
-        from ..collector.sink import SyncSink
-        from ..config.model import SourceSettings
-        from ..errors import StateError
-        from ..metrics import Metrics
-        from ..outputs import output_from_config
-        from .feed import FEED_SPEC, collect_isolation_audit, open_audit_store
-
-        try:
-            state = StateStore(self.config.state_path)
-        except StateError as exc:
-            if "in use by another td-graph process" not in str(exc):
-                raise
-            self.deferred = True
-            log.info("the running collector emits audit record %s into the pipeline", record["id"])
-            return
-        from ..outputs.recovery import make_adopter
-        from ..plugins import create_plugin_manager, load_catalogue
-
-        catalogue = load_catalogue(create_plugin_manager(hooks_dir=self.config.hooks_dir))
-        sink = SyncSink(output_from_config(self.config), state, adopt=make_adopter(self.config, catalogue))
-        try:
-            sink.open()
-            run = SourceRun(
-                tenant=self.config.tenant(record["tenant"]), spec=FEED_SPEC, settings=SourceSettings(),
-                client=None, state=state, sink=sink, metrics=self.metrics or Metrics(), stop=threading.Event(),
-            )
-            store = open_audit_store(self.config.isolation_state_path)
-            try:
-                collect_isolation_audit(run, store)
-            finally:
-                if store is not None:
-                    store.close()
-        finally:
-            sink.close()
-            state.close()

@@ -10,11 +10,11 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from ..sources.isolation_feed import SOURCE  # the metrics' source label and the records' source
 from .model import Target
 
 __all__ = ["USER_SELECT", "SOURCE", "is_object_id", "check_user_argument", "user_path", "get_user", "graph_get"]
 
-SOURCE = "td_graph.isolation"  # the metrics' source label and the records' source
 USER_SELECT = (
     "id,displayName,userPrincipalName,accountEnabled,userType,onPremisesSyncEnabled,"
     "signInSessionsValidFromDateTime"
