@@ -91,20 +91,65 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
 
 
 def _load_hooks_dir(path: str) -> Iterator[tuple[str, object]]:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise PluginError(f"hooks_dir {path!r} is not a directory")
-    for file in sorted(folder.glob("*.py")):
-        if file.name.startswith("_"):
-            continue
+    """Import each ``*.py`` of the operator's hooks folder (a leading ``_`` marks a helper).
+
+    That code runs with td-graph's credentials, so a folder or module that anyone but root or
+    the running user owns, or that its group or others may write, is refused before any of it
+    runs.  Modules are compiled from the very bytes that were checked, read through the
+    checked folder's descriptor: nothing can be swapped in between the check and the import.
+    """
+    import stat
+
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+
+    def refuse_unsafe(what: str, st: os.stat_result) -> None:
+        if me is None:  # no POSIX owners or modes to check
+            return
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise PluginError(
+                f"hooks_dir: {what} is writable by its group or by others (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}), so they could run code as td-graph; "
+                f"run `chmod go-w {what}`"
+            )
+        if st.st_uid not in (0, me):
+            raise PluginError(
+                f"hooks_dir: {what} is owned by uid {st.st_uid}, neither root nor the user td-graph "
+                f"runs as (uid {me}); run `chown {me} {what}` (or `chown root {what}`)"
+            )
+
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        raise PluginError(f"hooks_dir {path!r} is not a directory") from None
+    checked: list[tuple[Path, bytes]] = []
+    try:
+        if not stat.S_ISDIR(os.fstat(dir_fd).st_mode):
+            raise PluginError(f"hooks_dir {path!r} is not a directory")
+        refuse_unsafe(path, os.fstat(dir_fd))
+        for name in sorted(os.listdir(dir_fd)):
+            file = Path(path) / name
+            if not name.endswith(".py") or name.startswith("_"):
+                continue
+            try:
+                if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd).st_mode):
+                    continue
+                fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+                with os.fdopen(fd, "rb") as fh:
+                    refuse_unsafe(str(file), os.fstat(fh.fileno()))
+                    checked.append((file, fh.read()))
+            except OSError as exc:
+                raise PluginError(f"hooks_dir module {file} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(dir_fd)
+    for file, source in checked:  # every module passed the checks before any of them runs
         mod_name = f"td_graph_hooks.{file.stem}"
         spec = importlib.util.spec_from_file_location(mod_name, file)
-        if spec is None or spec.loader is None:
+        if spec is None:
             raise PluginError(f"hooks_dir module {file} cannot be loaded")
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         try:
-            spec.loader.exec_module(module)
+            exec(compile(source, str(file), "exec"), module.__dict__)
         except Exception as exc:
             sys.modules.pop(mod_name, None)
             raise PluginError(f"hooks_dir module {file} failed to import: {exc!r}") from exc

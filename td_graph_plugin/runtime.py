@@ -19,6 +19,7 @@ from .collector.recovery import make_adopter
 from .config import Config, load_config
 from .config.model import SourceSettings
 from .errors import ConfigError, StateLocked
+from .formats import build_formatter
 from .logsetup import register_secrets
 from .metrics import Metrics
 from .outputs import output_from_config
@@ -39,7 +40,7 @@ def load_validated(path: str, *, load_entrypoints: bool = True) -> tuple[Config,
     catalogue = load_catalogue(pm)
     config = load_config(path, source_names=catalogue.names())
     _check_page_sizes(config, catalogue)
-    register_secrets(_secret_values(config))
+    register_secrets(config.secret_values())
     return config, pm, catalogue
 
 
@@ -52,12 +53,18 @@ def check_selection(
     tenants_key: str = "--tenants",
     sources_key: str = "--sources",
 ) -> None:
-    """Refuse tenant or source names that select nothing (a typo must not collect nothing)."""
+    """Refuse tenant or source names that select nothing (a typo must not collect nothing);
+    a source typo gets the closest source names or areas."""
+    import difflib
+
     for t in config.unknown_tenants(tenants or ()):
         known = ", ".join(sorted(x.name for x in config.tenants))
         raise ConfigError(f"unknown tenant {t!r}; configured: {known}", key=tenants_key)
     for s in catalogue.unknown(sources or ()):
-        raise ConfigError(f"unknown source {s!r} (see `td-graph sources`)", key=sources_key)
+        names = catalogue.names() + sorted({spec.area for spec in catalogue})
+        close = difflib.get_close_matches(s, names, n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"unknown source {s!r}{hint} (see `td-graph sources`)", key=sources_key)
 
 
 def file_sink(config: Config, catalogue: Catalogue, state: StateStore) -> SyncSink:
@@ -82,16 +89,6 @@ def _check_page_sizes(config: Config, catalogue: Catalogue) -> None:
                 file=config.source_file,
                 key=f"sources.settings.{name}.page_size",
             )
-
-
-def _secret_values(config: Config) -> list[str]:
-    out = []
-    for t in config.tenants:
-        if t.client_secret is not None:
-            out.append(t.client_secret.reveal())
-        if t.certificate is not None and t.certificate.passphrase is not None:
-            out.append(t.certificate.passphrase.reveal())
-    return out
 
 
 @dataclass
@@ -125,7 +122,8 @@ def build_runtime(
         metrics = metrics or Metrics()
         stop = stop or threading.Event()
         engine = Engine(
-            config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop, planner=TenantPlanner()
+            config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop, planner=TenantPlanner(),
+            formatter=build_formatter(config.output_format, pm),
         )
     except BaseException:
         state.close()
@@ -135,8 +133,10 @@ def build_runtime(
 
 class FeedFlusher:
     """``isolate``'s emitter: after an action is stored, if no collector holds the state
-    database, emit the tenant's pending audit records now through the configured output (the
-    same feed the collector runs, so each record reaches the output exactly once either way)."""
+    database and the output is a file, emit the tenant's pending audit records now through it
+    (the same feed the collector runs, so each record reaches the output exactly once either
+    way).  With a stdout output the records wait for the collector: isolate's stdout is not
+    the shipper's pipe."""
 
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
@@ -144,6 +144,17 @@ class FeedFlusher:
         self.deferred = False
 
     def __call__(self, record: dict[str, Any]) -> None:
+        if self.config.output_type == "stdout":
+            # stdout is the shipper's pipe when the collector runs, the operator's terminal when
+            # isolate runs: printed here, the record would count as emitted and never reach the
+            # SIEM.  The row stays pending; the collector's feed emits it (cursor: last row id).
+            self.deferred = True
+            log.warning(
+                "audit record %s is stored; with output.type stdout the collector (`td-graph run`) "
+                "emits it into the pipeline, not this command",
+                record["id"],
+            )
+            return
         try:
             state = StateStore(self.config.state_path)
         except StateLocked:
@@ -151,7 +162,8 @@ class FeedFlusher:
             log.info("the running collector emits audit record %s into the pipeline", record["id"])
             return
         try:
-            catalogue = load_catalogue(create_plugin_manager(hooks_dir=self.config.hooks_dir))
+            pm = create_plugin_manager(hooks_dir=self.config.hooks_dir)
+            catalogue = load_catalogue(pm)
             sink = file_sink(self.config, catalogue, state)
             try:
                 sink.open()
@@ -159,6 +171,7 @@ class FeedFlusher:
                     tenant=self.config.tenant(record["tenant"]), spec=FEED_SPEC, settings=SourceSettings(),
                     client=None, state=state, sink=sink, metrics=self.metrics or Metrics(),
                     stop=threading.Event(), config=self.config,
+                    formatter=build_formatter(self.config.output_format, pm),
                 )
                 try:
                     collector_for(FEED_SPEC).collect(run)

@@ -1,10 +1,11 @@
 """Configuration: the YAML contract, validated before any network call."""
 
-from .loader import CLOUD_NAMES, OUTPUT_TYPES, load_config, parse_config
+from .loader import CLOUD_NAMES, OUTPUT_FORMATS, OUTPUT_TYPES, load_config, parse_config
 from .model import (
     CertificateConfig,
     Config,
     HttpConfig,
+    IsolationCredential,
     Secret,
     SourceSettings,
     SourcesConfig,
@@ -13,12 +14,14 @@ from .model import (
 
 __all__ = [
     "CLOUD_NAMES",
+    "OUTPUT_FORMATS",
     "OUTPUT_TYPES",
     "load_config",
     "parse_config",
     "CertificateConfig",
     "Config",
     "HttpConfig",
+    "IsolationCredential",
     "Secret",
     "SourceSettings",
     "SourcesConfig",

@@ -152,6 +152,20 @@ class Config:
         base = self.state_path[:-3] if self.state_path.endswith(".db") else self.state_path
         return base + "-isolation.db"
 
+    def secret_values(self) -> list[str]:
+        """Every secret this config holds (the isolation app's included), for log redaction.
+
+        ``logsetup.register_secrets(config.secret_values())`` keeps them out of every log line,
+        even one a third-party library writes."""
+        out: list[str] = []
+        for t in self.tenants:
+            creds: list[object] = [t.client_secret, t.certificate and t.certificate.passphrase]
+            if t.isolation is not None:
+                iso = t.isolation
+                creds += [iso.client_secret, iso.certificate and iso.certificate.passphrase]
+            out += [c.reveal() for c in creds if isinstance(c, Secret)]
+        return out
+
     def unknown_tenants(self, names: Iterable[str]) -> list[str]:
         """The names (``--tenants``, syslog-ng ``options("tenants")``) no tenant is configured as."""
         known = {t.name for t in self.tenants}
