@@ -205,3 +205,12 @@ class SourceSkipped(TdGraphError):
     """Not an error: the plan says this source cannot run now (licence, permission, cloud)."""
 
     kind = "skipped"
+
+
+class GraphForeignLink(GraphResponseError):
+    """Graph's answer named a link (``@odata.nextLink``, a report download) that td-graph will
+    not follow: another origin than the tenant's Graph endpoint, or a URL that parsers read
+    differently.  The message names the host, never the link (it may carry tokens)."""
+
+
+__all__.append("GraphForeignLink")

@@ -16,6 +16,7 @@ import requests
 from td_graph_plugin.config.model import HttpConfig, Secret, TenantConfig
 from td_graph_plugin.errors import (
     ConfigError,
+    GraphForeignLink,
     GraphNotFound,
     GraphResponseError,
     GraphStopped,
@@ -154,23 +155,28 @@ def test_url(make_client, srv):
 
 # --- session -----------------------------------------------------------------------------
 def test_session_combined_bundle(srv):
+    import ssl
+
     t = make_tenant(srv)
     s = build_session(t)
-    with open(s.verify, "rb") as f:
-        bundle = f.read()
-    with open(certifi.where(), "rb") as f:
-        assert f.read() in bundle  # certifi's roots stay trusted
-    with open(srv.ca_path, "rb") as f:
-        assert f.read().strip() in bundle  # plus the extra CA
-    assert s.verify != srv.ca_path and s.verify != certifi.where()
+    # The trust store is in memory (issue 13): verify is True and the adapter's context holds
+    # certifi's roots plus the extra CA; no merged bundle file exists anywhere.
+    assert s.verify is True
+    ctx = s.get_adapter("https://x")._ssl_context
+    ders = {c for c in ctx.get_ca_certs(binary_form=True)}
+    with open(srv.ca_path) as f:
+        assert ssl.PEM_cert_to_DER_cert(f.read()) in ders  # plus the extra CA
+    certifi_ctx = ssl.create_default_context(cafile=certifi.where())
+    assert set(certifi_ctx.get_ca_certs(binary_form=True)) <= ders  # certifi's roots stay trusted
     # Built once per distinct path.
-    assert build_session(t).verify == s.verify
+    assert build_session(t).get_adapter("https://x")._ssl_context is ctx
     assert s.headers["User-Agent"].startswith("td-graph/")
     adapter = s.get_adapter("https://x")
     assert adapter.max_retries.total == 0
     assert adapter._pool_maxsize >= 8
     # No ca_bundle: certifi alone.
-    assert build_session(make_tenant(srv, ca_bundle=None)).verify == certifi.where()
+    plain = build_session(make_tenant(srv, ca_bundle=None)).get_adapter("https://x")._ssl_context
+    assert set(plain.get_ca_certs(binary_form=True)) == set(certifi_ctx.get_ca_certs(binary_form=True))
 
 
 def test_session_missing_ca_bundle(srv, tmp_path):
@@ -538,11 +544,14 @@ def test_no_token_when_auth_false_or_foreign_host(make_client, srv, tmp_path):
         assert csv.content.startswith(b"Report Refresh Date")
         # auth=True to a foreign host still sends no token.
         c.request("GET", loc, expect_json=False)
-        # A redirect followed by requests drops the token on the other host too.
-        followed = c.request("GET", f"{srv.base}{fn}", expect_json=False)
-        assert followed.content.startswith(b"Report Refresh Date")
+        # A redirect to another origin is not followed at all (issue 13): neither the token
+        # nor the request goes there, and nothing it would answer is read.
+        with pytest.raises(GraphForeignLink) as ei:
+            c.request("GET", f"{srv.base}{fn}", expect_json=False)
+        assert "SECRETSIG" not in str(ei.value)
         assert srv.hits("GET", fn)[0].headers["authorization"] == "Bearer tok-1"
-        assert len(cdn.requests) == 3
+        assert srv.hits("GET", fn)[-1].headers["authorization"] == "Bearer tok-1"
+        assert len(cdn.requests) == 2
         for r in cdn.requests:
             assert "authorization" not in r.headers
         # A caller-supplied Authorization header is never passed through either.

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -47,6 +47,9 @@ class Resp:
     drop: bool = False  # close the connection without a response
     delay: float = 0.0
     truncate: bool = False  # announce more bytes than are sent, then close
+    # A body sent in chunks (chunked transfer encoding), produced lazily: the server stops when
+    # the client hangs up; ``FakeServer.streamed`` counts the bytes it managed to send.
+    chunks: Callable[[], Iterable[bytes]] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -78,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.drop:
             self.close_connection = True
             return
+        if resp.chunks is not None:
+            self._send_chunked(resp)
+            return
         payload = resp.body if resp.body is not None else (
             orjson.dumps(resp.json) if resp.json is not None else b""
         )
@@ -97,6 +103,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _send_chunked(self, resp: Resp) -> None:
+        self.send_response(resp.status)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        fake = self.server.fake
+        try:
+            for chunk in resp.chunks():  # type: ignore[misc]
+                if not chunk:
+                    continue
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                with fake.lock:
+                    fake.streamed += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading and closed the connection
+            pass
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -132,6 +157,7 @@ class FakeServer:
         self.ca.cert_pem.write_to_path(self.ca_path)
         self.lock = threading.Lock()
         self.requests: list[Req] = []
+        self.streamed = 0  # bytes of Resp(chunks=...) bodies sent so far
         self._routes: dict[tuple[str, str], list[Resp] | Callable[[Req], Resp]] = {}
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

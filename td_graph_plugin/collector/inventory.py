@@ -59,7 +59,7 @@ def collect_delta(run: SourceRun) -> None:
                 "%s/%s: stored delta link no longer accepted (%s); starting a full resync",
                 tenant,
                 spec.name,
-                exc.code or f"HTTP {exc.status}",
+                exc.code or (f"HTTP {exc.status}" if exc.status else exc.detail),
             )
             cursor = {"gen": cursor.get("gen", 0), "last_full": cursor.get("last_full")}
             due_full = True

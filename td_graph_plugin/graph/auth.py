@@ -3,6 +3,11 @@
 MSAL caches the token and renews it before expiry; ``invalidate`` drops it after a 401.
 Every failure becomes an ``AuthError`` whose message says what to fix, and never holds
 the client secret, the private key, the passphrase, a client assertion or a token.
+
+The credential only goes to the login endpoint's origin (issue 13): a token endpoint that the
+OpenID discovery document places on another origin is refused before anything is posted, every
+POST MSAL makes is checked against that origin again, and a POST never follows a redirect (a
+307/308 would re-post the form, secret included, wherever ``Location`` points).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ..config.model import TenantConfig
 from ..errors import AuthError, ConfigError
 from ..metrics import Metrics
 from .classify import scrub
-from .clouds import Endpoints, resolve_endpoints
+from .clouds import Endpoints, display_host, link_problem, resolve_endpoints
 
 __all__ = ["TokenProvider", "AADSTS_HINTS", "quiet_third_party_loggers"]
 
@@ -62,17 +67,37 @@ def quiet_third_party_loggers() -> None:
             lg.setLevel(logging.WARNING)
 
 
+class _Refused(Exception):
+    """A POST the http client would not send or whose redirect it would not follow."""
+
+
 class _TimeoutHttp:
     """The tenant session as MSAL's http_client, with timeouts on every call (MSAL does not
-    apply its own ``timeout`` when given an http_client)."""
+    apply its own ``timeout`` when given an http_client).  POSTs (they carry the credential)
+    go only to ``login_base``'s origin and never follow a redirect."""
 
-    def __init__(self, session: requests.Session, timeout: Any) -> None:
+    def __init__(self, session: requests.Session, timeout: Any, login_base: str) -> None:
         self._session = session
         self._timeout = timeout
+        self._login_base = login_base
 
     def post(self, url, params=None, data=None, headers=None, **kwargs):
         kwargs.setdefault("timeout", self._timeout)
-        return self._session.post(url, params=params, data=data, headers=headers, **kwargs)
+        kwargs["allow_redirects"] = False  # a 307/308 would re-post the form elsewhere
+        problem = link_problem(url, self._login_base, "the login endpoint")
+        if problem:
+            raise _Refused(f"refusing to send the credential to {display_host(url)}: {problem}")
+        resp = self._session.post(url, params=params, data=data, headers=headers, **kwargs)
+        if 300 <= resp.status_code < 400:
+            target = resp.headers.get("Location")
+            resp.close()
+            raise _Refused(
+                f"the token endpoint on {display_host(url)} answered HTTP {resp.status_code} with a "
+                f"redirect{' to ' + display_host(target) if target else ''}; td-graph does not "
+                "follow redirects on the token request (the form holds the credential): "
+                "point login_endpoint at the identity provider itself"
+            )
+        return resp
 
     def get(self, url, params=None, headers=None, **kwargs):
         kwargs.setdefault("timeout", self._timeout)
@@ -262,10 +287,12 @@ class TokenProvider:
                 self.tenant.client_id,
                 client_credential=self._credential,
                 authority=ep.authority,
-                http_client=_TimeoutHttp(self._session, self._timeout),
+                http_client=_TimeoutHttp(self._session, self._timeout, ep.login_base),
                 token_cache=self._cache,
                 instance_discovery=None if ep.instance_discovery else False,
             )
+        except _Refused as e:
+            raise self._fail(str(e)) from None
         except requests.exceptions.RequestException as e:
             raise self._fail(f"cannot reach {login_host}: {_short_exc(e)}") from None
         except ValueError as e:
@@ -292,14 +319,30 @@ class TokenProvider:
         except Exception as e:  # noqa: BLE001 - MSAL raises assorted types
             raise self._fail(f"cannot initialise MSAL for {ep.authority}: {type(e).__name__}") from None
 
+    def _check_token_endpoint(self, app: msal.ConfidentialClientApplication) -> None:
+        """The discovered token endpoint must be on the login endpoint's origin."""
+        login = self.endpoints.login_base
+        endpoint = getattr(getattr(app, "authority", None), "token_endpoint", None)
+        if not isinstance(endpoint, str) or link_problem(endpoint, login) is not None:
+            raise self._fail(
+                f"the OpenID configuration of {display_host(login)} names the token endpoint "
+                f"{display_host(endpoint)}, which is not on the login endpoint's origin "
+                f"({display_host(login)}): refusing to send the credential there "
+                "(check login_endpoint)"
+            )
+
     def token(self) -> str:
         """A valid access token (from MSAL's cache when still fresh)."""
         with self._lock:
             if self._app is None:
-                self._app = self._build_app()
+                app = self._build_app()
+                self._check_token_endpoint(app)
+                self._app = app
             login_host = _host(self.endpoints.login_base)
             try:
                 result = self._app.acquire_token_for_client(scopes=[self.endpoints.scope])
+            except _Refused as e:
+                raise self._fail(str(e)) from None
             except requests.exceptions.RequestException as e:
                 raise self._fail(f"cannot reach {login_host}: {_short_exc(e)}") from None
             except MsalServiceError as e:

@@ -9,6 +9,15 @@
 * 401: the token is invalidated and re-acquired once.
 * Paging follows the whole ``@odata.nextLink``; params go on the first request only,
   headers on every page; a repeated nextLink is an error.
+* Origins (issue 13): the token goes only to the tenant's Graph endpoint, and a link is only
+  followed when ``clouds.link_problem`` finds nothing wrong with it: plain ASCII without
+  a backslash, ``@``, ``#``, whitespace or control characters, and the very scheme, host and port
+  urllib3 will connect to.  A start URL that fails this (a stored deltaLink/nextLink) raises
+  ``GraphResyncRequired`` (the collectors then read from the configured endpoint again); a
+  nextLink met while paging raises ``GraphForeignLink`` naming the host.  Redirects are
+  followed by the client itself, only within the origin of the URL that was redirected.
+* Sizes: every body is read streaming and capped (``MAX_JSON_PAGE_BYTES`` unless the caller
+  passes ``max_bytes``); an oversized body fails with ``GraphResponseError``, not retried.
 * Logs carry method, path (never the query string), status, duration and request-id.
 """
 
@@ -30,6 +39,7 @@ from ..config.model import HttpConfig, TenantConfig
 from ..errors import (
     AuthError,
     GraphError,
+    GraphForeignLink,
     GraphResponseError,
     GraphStopped,
     GraphThrottled,
@@ -39,11 +49,12 @@ from ..errors import (
 from ..metrics import Metrics
 from .auth import TokenProvider, quiet_third_party_loggers
 from .classify import TRANSPORT_ERRORS, classify, classify_transport, header, is_retryable
-from .clouds import resolve_endpoints, same_origin
+from .clouds import link_problem, resolve_endpoints
 from .http import build_session
-from .paging import AnyEvent, Page, decode_page, prefetched
+from .paging import AnyEvent, Page, follow_links, prefetched
 from .ratelimit import RateLimiter
 from .serverclock import ServerClock
+from .transport import RedirectRefused, TooLarge, send
 
 __all__ = ["GraphClient", "Reply"]
 
@@ -51,6 +62,11 @@ log = logging.getLogger("td_graph_plugin.graph.client")
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
+# The largest body read for one request unless the caller says otherwise (a JSON page).  Graph
+# pages are a few MiB at most ($top is capped at 999 objects and the largest objects are tens
+# of KiB); 64 MiB leaves a wide margin and still bounds what a broken or hostile answer can
+# make the collector hold in memory.
+MAX_JSON_PAGE_BYTES = 64 * 1024 * 1024
 
 
 class Reply(NamedTuple):
@@ -75,6 +91,8 @@ class _Failed(NamedTuple):
 
 def _path(url: str) -> str:
     return urlsplit(url).path or "/"
+
+
 
 
 class GraphClient:
@@ -118,6 +136,20 @@ class GraphClient:
             return path
         return f"{self.graph_base}/{version.strip('/')}/{path.lstrip('/')}"
 
+    def _is_graph_url(self, url: str) -> bool:
+        """May ``url`` carry the token?  A link from a response must pass ``link_problem``;
+        a URL built from the configured endpoint (``url()``: ``{graph_base}/...``) may also
+        hold '@' in its path (``/users/{upn}``): both urllib.parse and urllib3 end the
+        authority at the first '/', so a URL that starts with ``graph_base + "/"`` connects to
+        the Graph endpoint whatever follows (whitespace and control characters excepted)."""
+        if link_problem(url, self.graph_base) is None:
+            return True
+        return (
+            url.startswith(self.graph_base + "/")
+            and url.isascii()
+            and not any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url)
+        )
+
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (0-based)."""
         return self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2.0**attempt)))
@@ -160,14 +192,18 @@ class GraphClient:
         allow_redirects: bool = True,
         expect_json: bool = True,
         stop: Any = None,
+        max_bytes: int | None = None,
     ) -> Reply:
         """Send one logical request with retries.  With ``expect_json`` the decoded body is
         ``Reply.data`` (a dict; ``{}`` for an empty 202/204).  A 3xx is returned as-is when
-        ``allow_redirects`` is False.  ``stop`` (an Event, default the client's) aborts
-        pacing and retry waits with ``GraphStopped``."""
+        ``allow_redirects`` is False; otherwise redirects within the URL's own origin are
+        followed and one to another origin raises ``GraphForeignLink``.  The body may be at
+        most ``max_bytes`` (default ``MAX_JSON_PAGE_BYTES``).  ``stop`` (an Event, default
+        the client's) aborts pacing and retry waits with ``GraphStopped``."""
         method = method.upper()
         path = _path(url)
-        send_auth = auth and same_origin(url, self.graph_base)
+        cap = max_bytes if max_bytes is not None else MAX_JSON_PAGE_BYTES
+        send_auth = auth and self._is_graph_url(url)
         if auth and not send_auth:
             log.debug("%s %s: not the Graph host, sending no token", method, path)
         stop = stop if stop is not None else self.stop
@@ -180,7 +216,7 @@ class GraphClient:
             try:
                 self._check_stop(stop, path)
                 outcome = self._attempt(
-                    method, url, path, params, json, headers, send_auth, allow_redirects, expect_json, source
+                    method, url, path, params, json, headers, send_auth, allow_redirects, expect_json, source, cap
                 )
             finally:
                 self.limiter.release(throttle_class, throttle_key)
@@ -242,6 +278,7 @@ class GraphClient:
         allow_redirects: bool,
         expect_json: bool,
         source: str,
+        cap: int,
     ) -> Reply | _Failed:
         hdrs: dict[str, str] = {}
         if expect_json:
@@ -260,22 +297,36 @@ class GraphClient:
                 raise self._fail(e, source) from None
         host = urlsplit(url).netloc
         t0 = time.monotonic()
+
+        def hop(status: int) -> None:  # a redirect followed: counted like any answer
+            nonlocal t0
+            self._observe(source, status, time.monotonic() - t0)
+            t0 = time.monotonic()
+
         try:
-            resp = self.session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                headers=hdrs,
-                timeout=self._timeout,
-                allow_redirects=allow_redirects,
+            resp = send(
+                self.session, method, url, params=params, json_body=json_body, headers=hdrs,
+                timeout=self._timeout, allow_redirects=allow_redirects, cap=cap, on_hop=hop,
             )
+        except TooLarge as e:
+            self._observe(source, e.response.status_code, time.monotonic() - t0)
+            log.warning("%s %s: the response is larger than %d bytes; not read", method, path, cap)
+            err = GraphResponseError(
+                str(e), status=e.response.status_code, path=path, request_id=header(e.response.headers, "request-id")
+            )
+            return _Failed(err, False)  # it would be as large again
+        except RedirectRefused as e:
+            cls = GraphForeignLink if e.foreign else GraphResponseError
+            raise self._fail(
+                cls(str(e), status=e.response.status_code, path=path, request_id=header(e.response.headers, "request-id")),
+                source,
+            ) from None
         except TRANSPORT_ERRORS as e:
             elapsed = time.monotonic() - t0
             self._observe(source, 0, elapsed)
             log.debug("%s %s -> no response (%s) in %.3fs", method, path, type(e).__name__, elapsed)
             return _Failed(*classify_transport(e, host, path))
-        except requests.exceptions.RequestException as e:  # InvalidURL, TooManyRedirects...
+        except requests.exceptions.RequestException as e:  # InvalidURL, ...
             self._observe(source, 0, time.monotonic() - t0)
             raise self._fail(
                 GraphResponseError(f"request to {host} failed ({type(e).__name__})", path=path), source
@@ -323,41 +374,13 @@ class GraphClient:
         throttle_key: str | None,
         stop: Any = None,
     ) -> Iterator[Page]:
-        seen: set[str] = set() if params else {url}
-        current: str | None = url
-        first = True
-        while current is not None:
-            reply = self.fetch(
-                "GET",
-                current,
-                params=params if first else None,
-                headers=headers,
-                source=source,
-                throttle_class=throttle_class,
-                throttle_key=throttle_key,
-                stop=stop,
+        def get(link: str, first: bool) -> Reply:
+            return self.fetch(
+                "GET", link, params=params if first else None, headers=headers, source=source,
+                throttle_class=throttle_class, throttle_key=throttle_key, stop=stop,
             )
-            first = False
-            try:
-                page = decode_page(
-                    reply.data, status=reply.response.status_code, path=_path(current),
-                    request_id=reply.request_id,
-                )
-            except GraphResponseError as e:
-                raise self._fail(e, source) from None
-            nxt = page.next_link
-            if nxt is not None:
-                if nxt in seen:
-                    raise self._fail(
-                        GraphResponseError(
-                            "@odata.nextLink repeats a link already followed (paging loop)",
-                            path=_path(nxt), request_id=page.request_id,
-                        ),
-                        source,
-                    )
-                seen.add(nxt)
-            yield page
-            current = nxt
+
+        return follow_links(get, lambda e: self._fail(e, source), self.graph_base, url, bool(params), source)
 
     def pages(
         self,

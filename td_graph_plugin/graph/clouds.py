@@ -17,7 +17,10 @@ from ..clouds import CLOUDS, Cloud
 from ..config.model import TenantConfig
 from ..errors import ConfigError
 
-__all__ = ["Cloud", "CLOUDS", "Endpoints", "resolve_endpoints", "same_origin"]
+__all__ = [
+    "Cloud", "CLOUDS", "Endpoints", "resolve_endpoints", "same_origin", "link_problem", "origin",
+    "format_origin", "display_host",
+]
 
 
 @dataclass(frozen=True)
@@ -73,18 +76,99 @@ def resolve_endpoints(tenant: TenantConfig) -> Endpoints:
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
+# What a followed link may not contain at all.  urllib.parse and urllib3 split an authority
+# differently at a backslash ("https://evil\@graph.microsoft.com/": urllib.parse sees Graph,
+# urllib3 connects to "evil"), so the check refuses every character either parser treats
+# specially instead of trying to agree with both: userinfo ('@'), '\', a fragment ('#'),
+# whitespace and control characters; and anything that is not plain ASCII (IDNA folding).
+_FORBIDDEN = {
+    "\\": "a backslash",
+    "@": "'@' (user information)",
+    "#": "a fragment",
+}
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+
+def _text_problem(url: str) -> str | None:
+    if not url.isascii():
+        return "characters that are not plain ASCII"
+    for ch in url:
+        if ch in _FORBIDDEN:
+            return _FORBIDDEN[ch]
+        if ord(ch) <= 0x20 or ord(ch) == 0x7F:
+            return "whitespace or a control character"
+    return None
+
+
+def origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) exactly as urllib3 (and so requests) will connect for ``url``:
+    scheme and host lower-cased, the scheme's default port filled in.  None when urllib3
+    cannot parse it or it names no host."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
     try:
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port
+        u = parse_url(url)
+    except (LocationParseError, ValueError):
+        return None
+    if not u.scheme or not u.host:
+        return None
+    scheme = u.scheme.lower()
+    return scheme, u.host.lower(), u.port if u.port is not None else _DEFAULT_PORTS.get(scheme)
+
+
+def format_origin(o: tuple[str, str, int | None]) -> str:
+    """``host`` or ``host:port`` (the port when it is not the scheme's default)."""
+    scheme, host, port = o
+    return host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+
+
+def _authority(url: str) -> str:
+    """The text between "//" and the first of "/?#" (unambiguous once '@' and '\\' are out)."""
+    rest = url.split("//", 1)[1] if "//" in url else url
+    for sep in "/?#":
+        rest = rest.split(sep, 1)[0]
+    return rest
+
+
+def display_host(url: object) -> str:
+    """The host (and non-default port) a URL names, for an error message: never the path or
+    query, which may carry tokens (skiptokens, report signatures)."""
+    if not isinstance(url, str):
+        return "(not a string)"
+    if _text_problem(url) is None and "%" not in _authority(url):
+        o = origin(url)
+        if o is not None:
+            return format_origin(o)
+    # An unusual URL: its authority as written, made printable.
+    rest = _authority(url)
+    return (rest[:80].encode("ascii", "backslashreplace").decode("ascii") or "(no host)")
+
+
+def link_problem(url: object, base: str, what: str = "the Graph endpoint") -> str | None:
+    """None when ``url`` may be requested with the token for ``base`` (the tenant's Graph
+    endpoint); otherwise why not, in words that hold no part of ``url`` but its host.
+
+    The rule: plain ASCII without '\\', '@', '#', whitespace or control characters, and the
+    scheme, host and port urllib3 will connect to equal ``base``'s (host case-insensitive,
+    default port normalised).  No other normalisation: a percent-encoded or IDNA spelling of
+    the host is a different host."""
+    if not isinstance(url, str) or not url:
+        return "it is not a URL"
+    problem = _text_problem(url)
+    if problem:
+        return f"it contains {problem}"
+    if "%" in _authority(url):  # urllib3 would decode it: a host must be spelt out as it is
+        return "it contains a percent-encoded host"
+    got, want = origin(url), origin(base)
+    if got is None:
+        return "it cannot be parsed as a URL"
+    if want is None or got != want:
+        where = f"{got[0]}://{format_origin(got)}"
+        expected = f"{want[0]}://{format_origin(want)}" if want else base
+        return f"it points to {where}, not to {what} {expected}"
+    return None
 
 
 def same_origin(url: str, base: str) -> bool:
-    """True when ``url`` is on the same scheme, host and port as ``base``."""
-    a = _origin(url)
-    return bool(a[1]) and a == _origin(base)
+    """True when ``url`` is safe to send ``base``'s token to (``link_problem`` is None)."""
+    return link_problem(url, base) is None

@@ -2,20 +2,23 @@
 
 * No urllib3 automatic retries: ``GraphClient`` retries itself, honouring Retry-After.
 * TLS is always verified.  ``ca_bundle`` is an *extra* trusted CA: the session verifies
-  against certifi's bundle plus that file, concatenated once per distinct path into a
-  private temporary directory.
+  against certifi's bundle plus that file's certificates, loaded into one in-memory
+  ``ssl.SSLContext`` per distinct file (``load_verify_locations(cadata=...)``) that the
+  transport adapter hands to urllib3 for every https connection, MSAL's included (MSAL's
+  ``http_client`` is this session).  Nothing is written to disk, so nothing is left behind
+  when the process is killed.
 * The environment cannot weaken this: ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and
   ``~/.netrc`` are ignored; ``HTTPS_PROXY``/``NO_PROXY`` still apply unless the tenant names
   its own ``proxy``, which then wins.
+* On a redirect the ``Authorization`` header is kept only when the target has the very same
+  origin by the strict rule of ``clouds.link_problem`` (requests' own check parses with
+  urllib.parse, which urllib3 does not agree with).
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import ssl
-import tempfile
 import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -28,13 +31,12 @@ from urllib3.util.retry import Retry
 
 from ..config.model import TenantConfig
 from ..errors import ConfigError
+from .clouds import link_problem
 
-__all__ = ["build_session", "combined_ca_bundle", "user_agent", "TenantSession"]
+__all__ = ["build_session", "trust_context", "user_agent", "TenantSession"]
 
 POOL_SIZE = 16  # connections kept per host: at least the number of concurrent workers
-_bundle_lock = threading.Lock()
-_bundles: dict[str, str] = {}
-_bundle_dir: str | None = None
+_BEGIN = "-----BEGIN CERTIFICATE-----"
 
 
 def _version() -> str:
@@ -50,61 +52,62 @@ def user_agent() -> str:
     return f"td-graph/{_version()}"
 
 
-def _cleanup_bundles() -> None:  # pragma: no cover - runs at interpreter exit
-    if _bundle_dir:
-        shutil.rmtree(_bundle_dir, ignore_errors=True)
+_contexts: dict[str | None, ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
 
 
-def combined_ca_bundle(extra: str | None, *, tenant: str | None = None) -> str:
-    """Path of a PEM file trusted for verification: certifi's bundle (+ ``extra``)."""
-    if not extra:
-        return certifi.where()
-    global _bundle_dir
-    where = f"tenant {tenant!r}: " if tenant else ""
-    key = os.path.abspath(os.path.expanduser(extra))
-    with _bundle_lock:
-        cached = _bundles.get(key)
-        if cached and os.path.exists(cached):
-            return cached
-        try:
-            with open(key, "rb") as f:
-                extra_pem = f.read()
-        except OSError as e:
-            raise ConfigError(
-                f"{where}ca_bundle {extra!r} cannot be read: {e.strerror or e}", key="ca_bundle"
-            ) from None
-        if b"-----BEGIN CERTIFICATE-----" not in extra_pem:
-            raise ConfigError(
-                f"{where}ca_bundle {extra!r} contains no PEM certificate "
-                "('-----BEGIN CERTIFICATE-----')",
-                key="ca_bundle",
-            )
-        with open(certifi.where(), "rb") as f:
-            base = f.read()
-        if _bundle_dir is None or not os.path.isdir(_bundle_dir):
-            _bundle_dir = tempfile.mkdtemp(prefix="td-graph-ca-")  # mode 0700
-            atexit.register(_cleanup_bundles)
-        fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".pem", dir=_bundle_dir)
-        with os.fdopen(fd, "wb") as out:
-            out.write(base)
-            if not base.endswith(b"\n"):
-                out.write(b"\n")
-            out.write(b"\n# td-graph: extra CA from " + key.encode("utf-8", "replace") + b"\n")
-            out.write(extra_pem)
-            if not extra_pem.endswith(b"\n"):
-                out.write(b"\n")
-        _bundles[key] = path
-        return path
+def _new_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=certifi.where())
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True
+    return ctx
+
+
+def trust_context(extra: str | None, *, tenant: str | None = None) -> ssl.SSLContext:
+    """The verifying context for certifi's bundle plus the PEM certificates in ``extra``;
+    one per distinct file, built once, in memory.  ``ConfigError`` when ``extra`` cannot be
+    read or holds no certificate."""
+    key = os.path.abspath(os.path.expanduser(extra)) if extra else None
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+        if ctx is not None:
+            return ctx
+        ctx = _new_context()
+        if key is not None:
+            where = f"tenant {tenant!r}: " if tenant else ""
+            try:
+                with open(key, "rb") as f:
+                    pem = f.read().decode("ascii", "replace")
+            except OSError as e:
+                raise ConfigError(
+                    f"{where}ca_bundle {extra!r} cannot be read: {e.strerror or e}", key="ca_bundle"
+                ) from None
+            if _BEGIN not in pem:
+                raise ConfigError(
+                    f"{where}ca_bundle {extra!r} contains no PEM certificate ('{_BEGIN}')",
+                    key="ca_bundle",
+                )
+            try:
+                ctx.load_verify_locations(cadata=pem)
+            except (ssl.SSLError, ValueError) as e:
+                raise ConfigError(
+                    f"{where}ca_bundle {extra!r} holds a certificate that cannot be loaded "
+                    f"({getattr(e, 'reason', None) or type(e).__name__})",
+                    key="ca_bundle",
+                ) from None
+        _contexts[key] = ctx
+        return ctx
 
 
 class TenantSession(requests.Session):
     """A Session whose TLS trust and proxy cannot be changed by the environment."""
 
-    def __init__(self, ca_path: str, proxy: str | None) -> None:
+    def __init__(self, context: ssl.SSLContext, proxy: str | None) -> None:
         super().__init__()
-        self._td_ca = ca_path
+        self.trust_context = context
         self._td_proxy = proxy
-        self.verify = ca_path
+        # True: verify, with the adapter's context (never a path: nothing on disk to trust).
+        self.verify = True
         # trust_env=False: no REQUESTS_CA_BUNDLE override, no ~/.netrc credentials.
         # Environment proxies are re-applied by hand in merge_environment_settings.
         self.trust_env = False
@@ -123,37 +126,26 @@ class TenantSession(requests.Session):
         return {
             "proxies": merged,
             "stream": self.stream if stream is None else stream,
-            "verify": self._td_ca,  # never False, whatever the caller passes
+            "verify": True,  # never False (nor another bundle), whatever the caller passes
             "cert": cert if cert is not None else self.cert,
         }
 
-
-_contexts: dict[str, ssl.SSLContext] = {}
-_contexts_lock = threading.Lock()
-
-
-def _ssl_context(ca_path: str) -> ssl.SSLContext:
-    """One verifying context per CA bundle, loaded once: handing urllib3 the bundle's path
-    instead makes it parse the whole file again for every new connection (~35 ms of CPU)."""
-    with _contexts_lock:
-        ctx = _contexts.get(ca_path)
-        if ctx is None:
-            ctx = ssl.create_default_context(cafile=ca_path)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.check_hostname = True
-            _contexts[ca_path] = ctx
-        return ctx
+    def should_strip_auth(self, old_url: str, new_url: str) -> bool:
+        """Keep ``Authorization`` across a redirect only to the very same origin, by the rule
+        links are followed with (requests' own check trusts urllib.parse's reading)."""
+        return link_problem(new_url, old_url) is not None or super().should_strip_auth(old_url, new_url)
 
 
 class _VerifiedAdapter(HTTPAdapter):
-    """Always verifies https with the preloaded context of the session's CA bundle."""
+    """Always verifies https with the session's preloaded in-memory context: urllib3 is never
+    given a CA path (it would parse the file again for every new connection, ~35 ms)."""
 
-    def __init__(self, ca_path: str, **kwargs: Any) -> None:
-        self._ssl_context = _ssl_context(ca_path)
+    def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
+        self._ssl_context = context
         super().__init__(**kwargs)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
         if host_params.get("scheme") == "https":
             pool_kwargs.pop("ca_certs", None)
             pool_kwargs.pop("ca_cert_dir", None)
@@ -161,13 +153,21 @@ class _VerifiedAdapter(HTTPAdapter):
             pool_kwargs["ssl_context"] = self._ssl_context
         return host_params, pool_kwargs
 
+    def cert_verify(self, conn, url, verify, cert):  # type: ignore[no-untyped-def]
+        super().cert_verify(conn, url, True, cert)
+        if url.lower().startswith("https"):
+            # requests points the pool at certifi's file; the context already holds it.
+            conn.cert_reqs = "CERT_REQUIRED"
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
 
 def build_session(tenant: TenantConfig) -> TenantSession:
     """The tenant's pooled, always-verifying session."""
-    ca_path = combined_ca_bundle(tenant.ca_bundle, tenant=tenant.name)
-    session = TenantSession(ca_path, tenant.proxy)
+    context = trust_context(tenant.ca_bundle, tenant=tenant.name)
+    session = TenantSession(context, tenant.proxy)
     adapter = _VerifiedAdapter(
-        ca_path,
+        context,
         pool_connections=4,
         pool_maxsize=POOL_SIZE,
         # total=0: no automatic retries; read=False re-raises read timeouts as such

@@ -1,22 +1,36 @@
-"""Collection pages: decoding one page, and reading pages one ahead on a worker thread.
+"""Collection pages: decoding one page, following the links, and reading pages one ahead on
+a worker thread.
 
 ``GraphClient.pages`` follows ``@odata.nextLink``; this module holds what that needs
-besides the request itself: the ``Page`` record, the checks on a decoded page, and the
-prefetch thread that keeps at most one page ahead of the consumer.
+besides the request itself: the ``Page`` record, the checks on a decoded page, the loop over
+the links (with the origin rule of issue 13), and the prefetch thread that keeps at most one
+page ahead of the consumer.
+
+Links: the start URL and every nextLink must pass ``clouds.link_problem`` against the Graph
+endpoint.  A start URL that does not (a stored deltaLink/nextLink) raises
+``GraphResyncRequired``: the collectors then read from the configured endpoint again.  A
+nextLink that does not raises ``GraphForeignLink`` before its page is handed on, so nothing
+of a read that would continue elsewhere is emitted or committed.  Messages name the host,
+never the link (it may carry tokens).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..errors import GraphResponseError, GraphTransient
+from ..errors import GraphError, GraphForeignLink, GraphResponseError, GraphResyncRequired, GraphTransient
+from .clouds import display_host, link_problem
 
-__all__ = ["Page", "AnyEvent", "decode_page", "prefetched"]
+__all__ = ["Page", "AnyEvent", "decode_page", "follow_links", "prefetched"]
+
+log = logging.getLogger("td_graph_plugin.graph.client")
 
 
 @dataclass
@@ -66,6 +80,54 @@ def decode_page(data: dict, *, status: int, path: str, request_id: str | None) -
         items=value, next_link=next_link or None, delta_link=delta_link or None,
         request_id=request_id, raw=raw,
     )
+
+
+def _path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return None
+
+
+def follow_links(
+    get: Callable[[str, bool], Any],
+    fail: Callable[[GraphError], Exception],
+    graph_base: str,
+    url: str,
+    has_params: bool,
+    source: str,
+) -> Iterator[Page]:
+    """Every page from ``url`` on: ``get(link, first)`` fetches one (a ``Reply``), ``fail``
+    counts an error and returns it to raise."""
+    problem = link_problem(url, graph_base)
+    if problem:
+        log.warning("%s: not following a stored link to %s (%s); a full resync is needed",
+                    source, display_host(url), problem)
+        raise fail(GraphResyncRequired(f"the stored link to {display_host(url)} is not followed: {problem}",
+                                       path=_path(url)))
+    seen: set[str] = set() if has_params else {url}
+    current: str | None = url
+    first = True
+    while current is not None:
+        reply = get(current, first)
+        first = False
+        try:
+            page = decode_page(reply.data, status=reply.response.status_code, path=_path(current) or "/",
+                               request_id=reply.request_id)
+        except GraphResponseError as e:
+            raise fail(e) from None
+        nxt = page.next_link
+        if nxt is not None:
+            problem = link_problem(nxt, graph_base)
+            if problem:
+                raise fail(GraphForeignLink(f"@odata.nextLink to {display_host(nxt)} is not followed: {problem}",
+                                            path=_path(current), request_id=page.request_id))
+            if nxt in seen:
+                raise fail(GraphResponseError("@odata.nextLink repeats a link already followed (paging loop)",
+                                              path=_path(nxt), request_id=page.request_id))
+            seen.add(nxt)
+        yield page
+        current = nxt
 
 
 def prefetched(gen: Iterator[Page], halt: threading.Event, thread_name: str) -> Iterator[Page]:

@@ -3,18 +3,54 @@
 The report function answers ``302 Found`` with a short-lived download URL that already carries
 its own authorisation; sending our Bearer token there would leak it to another host, so the
 download goes out with ``auth=False``.  The CSV becomes one record per user row.
+
+The download URL is only fetched over https from a Microsoft report download host
+(``DOWNLOAD_HOSTS``) or from the configured Graph endpoint's own origin (a proxy, a private
+endpoint, the simulator), by the same strict URL rule as Graph's links
+(``graph.clouds.link_problem``: no userinfo, backslash, fragment, whitespace, non-ASCII or
+percent-encoded host).  Anything else fails the source with ``GraphForeignLink`` naming the
+host; the body is capped at ``MAX_REPORT_CSV_BYTES``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import urljoin
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..errors import GraphResponseError
+from ..errors import GraphForeignLink, GraphResponseError
+from ..graph.clouds import display_host, link_problem
 
-__all__ = ["office365_csv_pager", "CsvPage"]
+__all__ = ["office365_csv_pager", "CsvPage", "DOWNLOAD_HOSTS", "MAX_REPORT_CSV_BYTES", "download_problem"]
+
+# Where Graph's usage-report functions redirect to.  Microsoft documents the 302's Location as
+# "https://reports.office.com/data/download/JDFKdf2_eJXKS034dbc7e0t__XDe" ("If successful,
+# this method returns a 302 Found response that redirects to a preauthenticated download URL
+# for the report"), e.g. https://learn.microsoft.com/graph/api/reportroot-getoffice365activeusercounts
+# and .../reportroot-getoffice365activationcounts; the report sources are global-cloud only.
+DOWNLOAD_HOSTS: frozenset[str] = frozenset({"reports.office.com"})
+
+# The largest report CSV read.  A D7 active-user detail report is ~1 KiB per user (a 200,000
+# user tenant: ~200 MiB); 512 MiB bounds the memory a broken or hostile download can take.
+MAX_REPORT_CSV_BYTES = 512 * 1024 * 1024
+
+
+def download_problem(location: str, graph_base: str) -> str | None:
+    """None when a report redirect may be fetched; otherwise why not (names no URL but its
+    host).  Allowed: https on port 443 of a host in ``DOWNLOAD_HOSTS``, or the configured Graph
+    endpoint's own origin."""
+    if link_problem(location, graph_base) is None:
+        return None
+    for host in sorted(DOWNLOAD_HOSTS):
+        if link_problem(location, f"https://{host}", "a report download host") is None:
+            return None
+    problem = link_problem(location, graph_base)
+    if problem and problem.startswith("it points to"):
+        allowed = ", ".join(f"https://{h}" for h in sorted(DOWNLOAD_HOSTS))
+        return f"{problem[:problem.index(', not to')]}, neither a report download host ({allowed}) nor the Graph endpoint"
+    return problem
 
 @dataclass
 class CsvPage:
@@ -41,8 +77,20 @@ def office365_csv_pager(client: Any, spec: Any, url: str, params: dict[str, str]
         location = first.headers.get("Location")
         if not location:
             raise GraphResponseError("report redirect without a Location header", status=first.status_code, path=spec.path)
+        if location.startswith("/") and not location.startswith("//"):
+            location = urljoin(first.url, location)  # relative to the report function's URL
+        problem = download_problem(location, client.graph_base)
+        if problem:
+            err = GraphForeignLink(
+                f"the report download link to {display_host(location)} is not followed: {problem}",
+                status=first.status_code, path=spec.path,
+            )
+            if getattr(client, "metrics", None) is not None:
+                client.metrics.error(client.tenant.name, spec.name, err.kind)
+            raise err
         response = client.request(
-            "GET", location, auth=False, expect_json=False, source=spec.name, throttle_class="default"
+            "GET", location, auth=False, expect_json=False, source=spec.name, throttle_class="default",
+            max_bytes=MAX_REPORT_CSV_BYTES,
         )
     text = response.content.decode("utf-8-sig", errors="replace")
     reader = csv.DictReader(io.StringIO(text))
