@@ -20,9 +20,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import generate_latest
 
+from . import __version__
 from .status import FAILING, SOURCE_STATES
 
 __all__ = ["Metrics", "SOURCE_STATES", "EXPORTED_METRICS", "TOKEN_RESULTS"]
@@ -42,7 +43,11 @@ EXPORTED_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "td_graph_checkpoint_lag_seconds": ("gauge", ("tenant", "source")),
     "td_graph_token_requests_total": ("counter", ("tenant", "result")),
     "td_graph_isolation_actions_total": ("counter", ("tenant", "action", "result")),
+    "td_graph_build_info": ("gauge", ("version",)),
+    "td_graph_source_interval_seconds": ("gauge", ("tenant", "source")),
 }
+# Besides the table: prometheus_client's standard process collector (process_cpu_seconds_total,
+# process_resident_memory_bytes, process_open_fds, process_start_time_seconds, ...), unlabelled.
 
 
 def _epoch(value: float | datetime | str | None) -> float | None:
@@ -144,6 +149,15 @@ class Metrics:
             ["tenant", "action", "result"],
             registry=r,
         )
+        self.build_info = Gauge("td_graph_build_info", "1, labelled with td-graph's version", ["version"], registry=r)
+        self.build_info.labels(__version__).set(1)
+        self.interval_seconds = Gauge(
+            "td_graph_source_interval_seconds",
+            "The source's effective polling interval (settings included): alert rules derive staleness from it",
+            ["tenant", "source"],
+            registry=r,
+        )
+        ProcessCollector(registry=r)  # CPU, memory, open files of this process (Linux /proc)
         self._newest_event: dict[tuple[str, str], float] = {}
         self._states: dict[tuple[str, str], str] = {}
         self._failing_since: dict[tuple[str, str], float] = {}
@@ -227,6 +241,10 @@ class Metrics:
     def lag(self, tenant: str, source: str) -> float | None:
         newest = self._newest_event.get((tenant, source))
         return None if newest is None else max(0.0, self.clock() - newest)
+
+    def source_interval(self, tenant: str, source: str, seconds: float) -> None:
+        """The interval a job runs at (the engine sets it when it plans the job)."""
+        self.interval_seconds.labels(tenant, source).set(seconds)
 
     def token(self, tenant: str, result: str) -> None:
         self.token_requests.labels(tenant, result).inc()

@@ -9,6 +9,7 @@ import logging
 import re
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -38,6 +39,20 @@ CONTRACT = {
     "td_graph_checkpoint_lag_seconds": ("gauge", {"tenant", "source"}),
     "td_graph_token_requests_total": ("counter", {"tenant", "result"}),
     "td_graph_isolation_actions_total": ("counter", {"tenant", "action", "result"}),
+    # Rows the contract's table gained with issue 14 item 14 (build info, and the interval the
+    # alert rules derive staleness from).  The cluster rows (td_graph_cluster_replicas, ...)
+    # come with the cluster and are not exported yet.
+    "td_graph_build_info": ("gauge", {"version"}),
+    "td_graph_source_interval_seconds": ("gauge", {"tenant", "source"}),
+}
+# prometheus_client's process collector (issue 14 item 14): standard names, no labels.
+PROCESS_FAMILIES = {
+    "process_cpu_seconds_total": "counter",
+    "process_virtual_memory_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
 }
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -60,6 +75,7 @@ def exercise(m: Metrics) -> None:
     m.success("contoso", "audit_logs.sign_ins")
     m.token("contoso", "issued")
     m.isolation("contoso", "disable", "ok")
+    m.source_interval("contoso", "audit_logs.sign_ins", 300)
 
 
 def families(m: Metrics) -> dict:
@@ -84,10 +100,16 @@ def test_exposition_names_types_and_labels_are_exactly_the_contract():
     exercise(m)
     text = m.exposition().decode()
     declared = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.M))
-    assert declared == {name: kind for name, (kind, _) in CONTRACT.items()}
+    ours = {name: kind for name, kind in declared.items() if name.startswith("td_graph_")}
+    assert ours == {name: kind for name, (kind, _) in CONTRACT.items()}
+    others = {name: kind for name, kind in declared.items() if not name.startswith("td_graph_")}
+    assert others == PROCESS_FAMILIES
     assert "_created" not in text  # prometheus_client's extra series are not in the contract
 
     for fam in text_string_to_metric_families(text):
+        if not fam.name.startswith("td_graph_"):
+            assert all(s.labels == {} for s in fam.samples), fam.name
+            continue
         exposed = fam.name + "_total" if fam.type == "counter" else fam.name
         kind, labels = CONTRACT[exposed]
         assert fam.type == kind
@@ -99,6 +121,67 @@ def test_exposition_names_types_and_labels_are_exactly_the_contract():
             else:
                 assert s.name == exposed
                 assert set(s.labels) == labels
+
+
+def test_build_info_is_the_installed_distribution_version():
+    from importlib.metadata import version
+
+    m = Metrics()
+    assert sample(m, "td_graph_build_info", version=version("td-graph-plugin")) == 1
+    assert len(families(m)["td_graph_build_info"].samples) == 1
+
+
+def test_process_collector_reports_this_process():
+    import resource
+
+    m = Metrics()
+    started = sample(m, "process_start_time_seconds")
+    assert started is not None and 1_500_000_000 < started <= datetime.now(timezone.utc).timestamp()
+    rss = sample(m, "process_resident_memory_bytes")
+    assert rss is not None and rss >= 1_000_000  # an interpreter with prometheus_client loaded
+    assert sample(m, "process_open_fds") >= 3  # stdin, stdout, stderr at least
+    assert sample(m, "process_max_fds") == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def test_engine_exports_each_jobs_effective_interval(tmp_path, catalogue):
+    """The alert rules divide by this: it must be the interval the job really runs at, the
+    operator's override included (1 h for directory.users instead of its 15m default)."""
+    from fakes import ListOutput
+
+    from td_graph_plugin.collector import Engine, SyncSink
+    from td_graph_plugin.config.model import Config, Secret, SourceSettings, SourcesConfig, TenantConfig
+    from td_graph_plugin.state import StateStore
+
+    tenants = tuple(
+        TenantConfig(name=name, tenant_id="0f0e0d0c-0b0a-4909-8807-06050403020" + str(i),
+                     client_id="11111111-2222-4333-8444-555555555555", client_secret=Secret("not-a-real-secret-123"))
+        for i, name in enumerate(("contoso", "fabrikam"))
+    )
+    config = Config(
+        tenants=tenants,
+        sources=SourcesConfig(
+            include=("security.alerts_v2", "directory.users", "reports.office365_active_users"),
+            settings={"directory.users": SourceSettings(interval=timedelta(hours=1))},
+        ),
+    )
+    state = StateStore(str(tmp_path / "state.db"))
+    try:
+        m = Metrics()
+        engine = Engine(config, catalogue, state=state, sink=SyncSink(ListOutput(), state), metrics=m)
+        jobs = engine.jobs(tenants=["fabrikam"])
+        assert len(jobs) == 4
+        by_source = {s.labels["source"]: s.value for s in families(m)["td_graph_source_interval_seconds"].samples
+                     if s.labels["tenant"] == "fabrikam"}
+        # The README's source table: alerts_v2 5m, office365_active_users 1d; the feed 15s.
+        assert by_source == {
+            "security.alerts_v2": 300.0,
+            "directory.users": 3600.0,
+            "reports.office365_active_users": 86400.0,
+            "td_graph.isolation": 15.0,
+        }
+        assert sample(m, "td_graph_source_interval_seconds", tenant="contoso", source="directory.users") is None
+    finally:
+        state.close()
 
 
 def test_two_metrics_objects_do_not_share_a_registry():
@@ -349,6 +432,68 @@ def test_server_logs_quietly(caplog):
             get(server.url + "/metrics")
     per_request = [r for r in caplog.records if r.levelno >= logging.INFO and "GET" in r.getMessage()]
     assert per_request == []
+
+
+# --- a scraper cannot exhaust the process (issue 13, Low) -------------------------------------
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True once the server closed the connection without answering; the blocking recv with
+    a timeout is the wait (no sleep)."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _answer(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_server_serves_at_most_max_connections_and_closes_one_more_at_once():
+    with start_metrics_server("127.0.0.1:0", Metrics(), max_connections=2, request_timeout=30) as server:
+        # Accepted in order: the two idle connections hold both slots when the third arrives.
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
+        extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            assert _closed_by_server(extra, within=5), "a third connection must be closed at once"
+            for conn in idle:  # the two in their slots are still served
+                conn.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                assert _answer(conn).startswith(b"HTTP/1.0 200 ")
+            # Their slots are free again before their close was visible: the next one is served.
+            assert get(server.url + "/healthz")[0] == 200
+        finally:
+            for conn in (*idle, extra):
+                conn.close()
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["idle", "trickling"])
+def test_a_half_sent_request_is_cut_off_at_the_request_deadline(trickle):
+    """Half a request, then silence (or a byte every 0.1 s, which no per-read timeout would
+    ever stop): the server closes the connection, unanswered, once ``request_timeout`` is up."""
+    deadline = 0.5
+    with start_metrics_server("127.0.0.1:0", Metrics(), request_timeout=deadline) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            started = time.monotonic()
+            conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: td-graph\r\n")
+            closed_after = None
+            while time.monotonic() - started < deadline + 5:
+                if _closed_by_server(conn, within=0.1 if trickle else deadline + 5):
+                    closed_after = time.monotonic() - started
+                    break
+                if trickle:
+                    try:
+                        conn.sendall(b"X")
+                    except OSError:
+                        pass  # closed meanwhile: the next recv says so
+            assert closed_after is not None, "the server kept a half-sent request open"
+            assert deadline - 0.05 <= closed_after < deadline + 5
+        assert get(server.url + "/healthz")[0] == 200  # and still serves the next scrape
 
 
 # --- bounded labels, through the real engine and Graph client --------------------------------

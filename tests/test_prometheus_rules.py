@@ -31,7 +31,7 @@ REQUIRED_ALERTS = {
     "TdGraphSourceUnlicensed",
     "TdGraphSourceForbidden",
 }
-INTERVAL_RECORD = "td_graph:source_interval_seconds"
+INTERVAL = "td_graph_source_interval_seconds"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -106,20 +106,20 @@ def test_rules_use_only_exported_metrics():
         expr = rule["expr"]
         used = metric_names(expr)
         assert used <= allowed, f"{rule.get('alert') or rule.get('record')}: {used - allowed}"
-        # bare identifiers that are metric selectors: only td_graph_*, up and our recording rule
-        assert not re.search(r"\bnode_|\bprocess_|\bpython_", expr)
+        # bare identifiers that are metric selectors: only td_graph_* and up
+        assert not re.search(r"\bnode_|\bprocess_|\bpython_|td_graph:", expr)
     assert 'up{job="td-graph"}' in _alerts()["TdGraphDown"]["expr"]
 
 
-def test_interval_table_matches_the_catalogue(catalogue):
-    table = {}
-    for rule in _rules():
-        if rule.get("record") == INTERVAL_RECORD:
-            m = re.fullmatch(r"vector\((\d+)\)", rule["expr"].strip())
-            assert m, rule
-            table[rule["labels"]["source"]] = int(m.group(1))
-    expected = {spec.name: int(spec.duration("interval").total_seconds()) for spec in catalogue if spec.reads_graph}
-    assert table == expected
+def test_staleness_is_derived_from_the_exported_interval_never_copied_by_hand():
+    """Issue 14 item 14: td-graph exports each job's interval (overrides included), so the
+    rules hold no table of intervals that goes stale when an operator changes one."""
+    rules = _rules()
+    assert not [r for r in rules if "record" in r], "no recording rules: nothing is copied from the catalogue"
+    assert not [r for r in rules if re.search(r"vector\(\d", r["expr"])]
+    alerts = _alerts()
+    for name in ("TdGraphNoRecentSuccess", "TdGraphCheckpointLagHigh"):
+        assert f"3 * {INTERVAL}" in alerts[name]["expr"], name
 
 
 def test_every_alert_is_unit_tested_firing_and_not_firing():
@@ -155,6 +155,8 @@ def test_real_prometheus_scrapes_td_graph_and_fires_alerts(tmp_path):
     metrics.error("contoso", "audit_logs.sign_ins", "transient")
     metrics.token("contoso", "issued")
     metrics.isolation("contoso", "disable", "ok")
+    for source in ("audit_logs.sign_ins", "directory.users"):  # as the engine does for each job
+        metrics.source_interval("contoso", source, 300)
     rules = short_for_rules(ALERTS, str(tmp_path / "alerts-short.yml"), for_seconds=2)
 
     with start_metrics_server("127.0.0.1:0", metrics, unhealthy_after=900) as server:

@@ -1,4 +1,4 @@
-"""``td-graph``: run, sources, simulate, demo (and the commands later modules add).
+"""``td-graph``: run, sources, simulate, demo, conf (and the commands other modules register).
 
 Exit codes follow the contract: 0 success, 1 fatal or a failed source, 2 configuration error.
 """
@@ -11,11 +11,26 @@ import sys
 from typing import Sequence
 
 from .. import __version__
+from ..logsetup import LOG_FORMATS, LOG_LEVELS
 from .exits import guarded
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "SIMULATOR_PROFILES"]
 
 log = logging.getLogger("td_graph_plugin.cli")
+
+# The simulator's licence profiles (simulator/profiles.py PROFILES; tests/test_ops_surface.py
+# keeps the two equal): named here so a typo is one line, without importing the simulator.
+SIMULATOR_PROFILES = ("e5", "all", "restricted", "p1", "free")
+
+
+def _add_log_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """``--log-level``/``--log-format`` before or after the subcommand.  A subcommand's copies
+    default to SUPPRESS, so leaving them out there keeps what was given before it."""
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=default, help="override logging.level")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=default,
+        help="logs on stderr in UTC: text (default) or json (one object per line)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Microsoft Graph input plugin for SIEM log shippers.",
     )
     parser.add_argument("--version", action="version", version=f"td-graph {__version__}")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="override logging.level")
+    _add_log_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from . import doctor_cmd, isolation_cmd, run_cmd
+    from . import conf_cmd, doctor_cmd, isolation_cmd, run_cmd
 
     run_cmd.register(sub)
     src = sub.add_parser("sources", help="the source catalogue, third-party plugins included")
@@ -35,20 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     src.set_defaults(func=_cmd_sources)
 
+    profiles = ", ".join(SIMULATOR_PROFILES)
     sim = sub.add_parser("simulate", help="a local Graph simulator (TLS, fake tenant)")
     sim.add_argument("--port", type=int, default=8443)
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--profile", default="e5", help="licence profile: e5, p1, free, ...")
+    sim.add_argument("--profile", default="e5", help=f"licence profile: {profiles}")
     sim.set_defaults(func=_cmd_simulate)
 
     demo = sub.add_parser("demo", help="the whole pipeline offline against the simulator")
-    demo.add_argument("--profile", default="e5")
+    demo.add_argument("--profile", default="e5", help=f"licence profile: {profiles}")
     demo.add_argument("--rounds", type=int, default=2, help="collection passes (the simulator adds new, late and updated events between them)")
     demo.add_argument("--state", help="state database (default: a temporary one)")
     demo.set_defaults(func=_cmd_demo)
 
-    for module in (doctor_cmd, isolation_cmd):
+    for module in (doctor_cmd, isolation_cmd, conf_cmd):
         module.register(sub)
+    # Register every command above this line: each gets --log-level/--log-format here.
+    for command in {id(p): p for p in sub.choices.values()}.values():
+        _add_log_options(command, default=argparse.SUPPRESS)
     return parser
 
 
@@ -57,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level or "info")
+    setup_logging(args.log_level or "info", fmt=args.log_format or "text")
     return guarded(args.func, args)
 
 
@@ -74,13 +93,28 @@ def _cmd_sources(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unknown_profile(command: str, profile: str) -> bool:
+    """One line and exit 2 for a profile the simulator does not know (never its traceback)."""
+    if profile in SIMULATOR_PROFILES:
+        return False
+    print(
+        f"td-graph {command}: unknown licence profile {profile!r}; known: {', '.join(SIMULATOR_PROFILES)}",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if _unknown_profile("simulate", args.profile):
+        return 2
     from .demo import run_simulate
 
     return run_simulate(port=args.port, profile=args.profile, host=args.host)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if _unknown_profile("demo", args.profile):
+        return 2
     from .demo import run_demo
 
     return run_demo(profile=args.profile, rounds=args.rounds, state_path=args.state)

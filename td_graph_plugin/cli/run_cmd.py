@@ -6,19 +6,56 @@ import argparse
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
-__all__ = ["register", "cmd_run"]
+from ..status import HELD
+
+if TYPE_CHECKING:
+    from ..collector.engine import JobResult
+
+__all__ = ["register", "cmd_run", "pass_summary", "EXIT_CODES"]
 
 log = logging.getLogger("td_graph_plugin.cli")
 
+EXIT_CODES = """exit codes:
+  0  run: stopped cleanly (SIGTERM/SIGINT); --once: every source ok or skipped (unlicensed / not permitted)
+  1  a fatal error (state, output); --once: a source failed
+  2  configuration error (the file, --sources or --tenants), before any network call"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="collect until stopped (or one pass with --once)")
+    run = sub.add_parser(
+        "run",
+        help="collect until stopped (or one pass with --once)",
+        description="Collect every enabled source of every tenant until SIGTERM/SIGINT (state saved per page), or one pass with --once.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("-c", "--config", required=True, help="td-graph YAML config")
     run.add_argument("--once", action="store_true", help="one pass over every enabled source, then exit")
     run.add_argument("--sources", help="comma list of source names or areas to run")
     run.add_argument("--tenants", help="comma list of tenant names to run")
     run.set_defaults(func=cmd_run)
+
+
+def pass_summary(results: list[JobResult]) -> str:
+    """The ``--once`` summary counts what the operator configured: Graph sources.  Local feeds
+    (the isolation audit trail) are reported apart, and only when they did something."""
+    real = [r for r in results if r.job.spec.reads_graph]
+    failed = sum(1 for r in real if r.failed)
+    skipped = sum(1 for r in real if r.status in HELD)
+    text = (
+        f"pass complete: {sum(r.stats.records for r in real)} records, {len(real) - failed - skipped} sources ok, "
+        f"{skipped} skipped (licence/permission), {failed} failed"
+    )
+    local = [r for r in results if not r.job.spec.reads_graph]
+    audit = sum(r.stats.records for r in local)
+    if audit:
+        text += f"; {audit} isolation audit record{'s' if audit != 1 else ''}"
+    broken = sorted({r.job.spec.name for r in local if r.failed})
+    if broken:
+        text += f"; {', '.join(broken)} failed"
+    return text
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -31,7 +68,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..logsetup import setup_logging
     from ..observability import ProgressDisplay, start_metrics_server
     from ..runtime import build_runtime, check_selection, file_sink, load_validated
-    from ..status import HELD
 
     config, pm, catalogue = load_validated(args.config)
     setup_logging(args.log_level or config.log_level)
@@ -43,8 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         runtime.sink.open()
         if config.metrics_listen:
-            server = start_metrics_server(config.metrics_listen, runtime.metrics, config.unhealthy_after)
-            log.info("metrics at %s (health at %s)", server.metrics_url, server.healthz_url)
+            server = start_metrics_server(config.metrics_listen, runtime.metrics, config.unhealthy_after)  # logs its URLs
         progress = ProgressDisplay(runtime.engine).start()
         _install_signals(runtime.stop)
         jobs = runtime.engine.jobs(tenants=tenants, sources=sources)
@@ -55,18 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             results = runtime.engine.run_once(jobs)
             if runtime.engine.fatal is not None:
                 raise runtime.engine.fatal
-            failed = [r for r in results if r.failed]
-            skipped = [r for r in results if r.status in HELD]
-            total = sum(r.stats.records for r in results)
-            log.info(
-                "pass complete: %d records, %d sources ok, %d skipped (licence/permission), %d failed",
-                total,
-                len(results) - len(failed) - len(skipped),
-                len(skipped),
-                len(failed),
-            )
-            return 1 if failed else 0
-        log.info("collecting %d tenant x source jobs; SIGTERM or Ctrl-C stops cleanly", len(jobs))
+            log.info("%s", pass_summary(results))
+            return 1 if any(r.failed for r in results) else 0
+        log.info(
+            "collecting %d tenant x source jobs; SIGTERM or Ctrl-C stops cleanly",
+            sum(1 for j in jobs if j.spec.reads_graph),
+        )
         runtime.engine.run_forever(jobs)
         if runtime.engine.fatal is not None:
             raise runtime.engine.fatal

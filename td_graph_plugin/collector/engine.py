@@ -23,12 +23,14 @@ from ..catalogue import Catalogue
 from ..config.model import Config, SourceSettings, TenantConfig
 from ..durations import format_duration
 from ..errors import (
+    AuthError,
     GraphConditionalAccess,
     GraphForbidden,
     GraphLicenceError,
     GraphPermissionError,
     GraphStopped,
     GraphThrottled,
+    GraphUnauthorized,
     OutputError,
     SourceSkipped,
     StateError,
@@ -111,6 +113,7 @@ class Engine:
         self._clients_lock = threading.Lock()
         self.resources = Resources()
         self._failures: dict[tuple[str, str], int] = {}
+        self._credential_failing: set[str] = set()  # tenants whose credential failure was logged
         self._fatal: BaseException | None = None
         self._active: dict[tuple[str, str], SourceRun] = {}
         self._active_lock = threading.Lock()
@@ -130,7 +133,9 @@ class Engine:
                 if tenant.cloud not in spec.clouds:
                     log.info("%s/%s: not offered in the %s cloud; skipped", tenant.name, spec.name, tenant.cloud)
                     continue
-                out.append(Job(tenant, spec, self.config.sources.settings.get(spec.name, SourceSettings())))
+                job = Job(tenant, spec, self.config.sources.settings.get(spec.name, SourceSettings()))
+                self.metrics.source_interval(tenant.name, spec.name, job.interval())  # alerts derive staleness
+                out.append(job)
         return out
 
     # --- clients ---------------------------------------------------------------------------
@@ -258,6 +263,8 @@ class Engine:
         self.metrics.set_state(tenant, spec, status)
         stopped = self.stop.is_set() and self._fatal is None and status == OK
         if status == OK:
+            if job.spec.reads_graph:
+                self._credential_failing.discard(tenant)
             if self._failures.pop(job.key, None) is not None or self.planner is not None:
                 row = self.state.source_status(tenant, spec)
                 if row is not None and row["state"] != OK:
@@ -295,12 +302,24 @@ class Engine:
                 self.state.set_source_status(tenant, spec, DISABLED, str(error), None)
                 log.info("%s/%s: skipped: %s", tenant, spec, error)
             else:
-                log.error("%s/%s: failed: %s", tenant, spec, error)
+                log.log(*self._failure_log(tenant, error), tenant, spec, error)
                 result = JobResult(job, status, stats, error, seconds)
                 if not isinstance(error, StateError):  # `td-graph status` reads it; a broken state cannot
                     self.state.set_source_status(tenant, spec, FAILING, str(error), time.time() + self.next_delay(result))
                 return result
         return JobResult(job, status, stats, error, seconds)
+
+    def _failure_log(self, tenant: str, error: BaseException | None) -> tuple[int, str]:
+        """A failing credential fails every source of its tenant on every poll: error once per
+        tenant, then debug until one of its Graph sources succeeds again."""
+        if not isinstance(error, (AuthError, GraphUnauthorized)):
+            return logging.ERROR, "%s/%s: failed: %s"
+        with self._active_lock:
+            first = tenant not in self._credential_failing
+            self._credential_failing.add(tenant)
+        if first:
+            return logging.ERROR, "%s/%s: failed: %s (the tenant's credential: its other sources are logged at debug until one succeeds)"
+        return logging.DEBUG, "%s/%s: failed: %s"
 
     def _recheck_delay(self, job: Job) -> float:
         n = self._failures.get(job.key, 1)

@@ -7,16 +7,23 @@ same way.  Every answer is built from the given ``Metrics`` object's own registr
 ``/healthz`` answers 200 ``{"status": "ok", ...}`` while no source has been ``failing`` longer
 than ``unhealthy_after`` seconds, and 503 ``{"status": "unhealthy", "failing": [{"tenant": ...,
 "source": ..., "since": ...}], ...}`` once one has.  Anything else is 404.
+
+A scraper must not be able to exhaust the process it watches: at most ``max_connections``
+connections are served at once (one more is closed at once, unanswered), and each connection
+has ``request_timeout`` seconds in total to send its request and take the answer, so a slow or
+idle client frees its thread at that deadline, however it trickles bytes.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import logging
 import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +37,8 @@ log = logging.getLogger("td_graph_plugin.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_HOST = "127.0.0.1"
+MAX_CONNECTIONS = 16  # Prometheus scrapes with one; a few more for curl and a second server
+REQUEST_TIMEOUT = 10.0  # Prometheus' default scrape_timeout: a slower scrape has failed anyway
 
 
 class MetricsServerError(TdGraphError):
@@ -79,11 +88,35 @@ def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
     return family, sockaddr
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's input, each read bounded by what is left of the request's deadline
+    (a per-read timeout alone lets a client that trickles a byte at a time stay forever)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("metrics endpoint: request deadline passed")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
-    timeout = 30  # a client that never finishes its request does not hold a thread forever
     server_version = "td-graph"
     sys_version = ""
+
+    def setup(self) -> None:
+        self.deadline = time.monotonic() + self.server.request_timeout
+        super().setup()
+        self.rfile.close()  # the stdlib's unbounded reader (the socket stays open)
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.deadline))
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self._answer(send_body=True)
@@ -105,6 +138,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("metrics endpoint: cannot answer %s", path)
             status, ctype, body = 500, "text/plain; charset=utf-8", b"internal error\n"
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.close_connection = True
+            return
+        self.connection.settimeout(left)  # sendall's timeout bounds the whole answer
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -121,11 +159,42 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, family: int, sockaddr: tuple[Any, ...], metrics: Metrics, unhealthy_after: float) -> None:
+    def __init__(
+        self,
+        family: int,
+        sockaddr: tuple[Any, ...],
+        metrics: Metrics,
+        unhealthy_after: float,
+        max_connections: int = MAX_CONNECTIONS,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         self.address_family = family
         self.metrics = metrics
         self.unhealthy_after = unhealthy_after
+        self.request_timeout = float(request_timeout)
+        self._slots = threading.BoundedSemaphore(max(1, int(max_connections)))
         super().__init__(sockaddr, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, at most ``max_connections`` of them: one more is closed."""
+        if not self._slots.acquire(blocking=False):
+            log.debug("metrics endpoint: %s refused, every connection slot is busy", client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self._slots.release()  # before the close a waiting client sees: its next try is served
+            self.shutdown_request(request)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall startup.
@@ -193,12 +262,19 @@ class MetricsServer:
         return f"MetricsServer({self.url!r}, running={self.running})"
 
 
-def start_metrics_server(listen: str, metrics: Metrics, unhealthy_after: float = 900.0) -> MetricsServer:
+def start_metrics_server(
+    listen: str,
+    metrics: Metrics,
+    unhealthy_after: float = 900.0,
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> MetricsServer:
     """Listen on ``listen`` (``HOST:PORT``; port 0 picks a free one) and serve in a thread."""
     host, port = parse_listen(listen)
     family, sockaddr = _resolve(host, port)
     try:
-        httpd = _Server(family, sockaddr, metrics, float(unhealthy_after))
+        httpd = _Server(family, sockaddr, metrics, float(unhealthy_after), max_connections, request_timeout)
     except OSError as exc:
         raise MetricsServerError(f"metrics.listen: cannot listen on {listen}: {exc.strerror or exc}") from None
     server = MetricsServer(httpd, host)._start()
