@@ -6,6 +6,10 @@
 (a) td-graph end to end: ``td-graph run --once`` (a child process), source
     ``audit_logs.sign_ins``, file output, SQLite checkpoints and dedup keys on every page.
     Pacing is lifted as ``td-graph demo`` does (the simulator is not Microsoft).
+(a') the same with every fsync/fdatasync made a no-op (``--fsync both``, the default): an
+    LD_PRELOAD shim built with cc into .cache/bench-nosync.  (a)/(a') is what durability costs:
+    the output is fdatasynced before each page's checkpoint and SQLite runs synchronous=FULL
+    (the WAL synced at every commit).  The shim is for this measurement only.
 (b) raw baseline (``_raw_pager.py``): requests + orjson, envelope to /dev/null.
 (c) the official Graph SDK (``_sdk_pager.py``, msgraph-sdk's PageIterator) in its own venv.
     It is ~300x slower, so it pages only ``--sdk-pages`` pages; its rate is the steady rate
@@ -37,6 +41,31 @@ from _common import (  # noqa: E402
 SDK_VENV = os.path.join(ROOT, ".cache", "bench-sdk-venv")
 SDK_PY = os.path.join(SDK_VENV, "bin", "python")
 SDK_PACKAGES = ["msgraph-sdk", "azure-identity"]
+NOSYNC_DIR = os.path.join(ROOT, ".cache", "bench-nosync")
+NOSYNC_C = """\
+/* td-graph benchmark only: fsync and fdatasync return at once, so (a') measures td-graph
+   without its syncs. Never preload this into a real collector: it defeats crash safety. */
+int fsync(int fd) { (void)fd; return 0; }
+int fdatasync(int fd) { (void)fd; return 0; }
+"""
+
+
+def ensure_nosync_shim() -> tuple[str | None, str]:
+    """Build the no-sync LD_PRELOAD shim on first use; (path or None, note)."""
+    so = os.path.join(NOSYNC_DIR, "nosync.so")
+    src = os.path.join(NOSYNC_DIR, "nosync.c")
+    if os.path.exists(so) and os.path.exists(src) and open(src, encoding="utf-8").read() == NOSYNC_C:
+        return so, f"fsync off: LD_PRELOAD={so}"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None, "no C compiler (cc) to build the no-sync shim: install gcc, or pass --fsync on"
+    os.makedirs(NOSYNC_DIR, exist_ok=True)
+    with open(src, "w", encoding="utf-8") as fh:
+        fh.write(NOSYNC_C)
+    r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", so, src], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        return None, f"cannot build the no-sync shim: {r.stderr.strip()[-500:]}"
+    return so, f"fsync off: LD_PRELOAD={so}"
 
 
 def ensure_sdk_venv() -> tuple[bool, str]:
@@ -66,6 +95,8 @@ def main() -> int:
     ap.add_argument("--sdk-pages", type=int, help="pages the SDK reads per run (default 4; quick 2)")
     ap.add_argument("--sdk-runs", type=int, help="SDK runs (default = runs; quick 1)")
     ap.add_argument("--no-sdk", action="store_true", help="skip (c)")
+    ap.add_argument("--fsync", choices=("both", "on"), default="both",
+                    help="both: also run td-graph with fsync/fdatasync as no-ops, (a'), to measure their cost")
     args = ap.parse_args()
     n = args.records or (20_000 if args.quick else 200_000)
     runs = args.runs or 3
@@ -77,10 +108,12 @@ def main() -> int:
 
     sdk_ok, sdk_note = (False, "skipped (--no-sdk)") if args.no_sdk else ensure_sdk_venv()
     say(f"SDK baseline: {sdk_note}")
+    nosync, nosync_note = (None, "skipped (--fsync on)") if args.fsync == "on" else ensure_nosync_shim()
+    say(f"fsync comparison: {nosync_note}")
 
     work = bench_workdir("throughput")
     secret = new_secret()
-    rows: dict[str, list[dict]] = {"a": [], "b": [], "c": [], "fixed": []}
+    rows: dict[str, list[dict]] = {"a": [], "a_nosync": [], "b": [], "c": [], "fixed": []}
     with SimProcess(work) as sim:
         t0 = time.monotonic()
         # N sign-ins between 23 h and 10 min ago: inside td-graph's first window (24 h lookback,
@@ -97,13 +130,14 @@ def main() -> int:
                        SIM_LIMIT=str(sdk_pages * 1000))
         sdk_env.pop("PYTHONPATH", None)
 
-        def run_a(i: int, tenants: list, key: str) -> None:
+        def run_a(i: int, tenants: list, key: str, preload: str | None = None) -> None:
             d = fresh_dir(work, f"{key}{i}")
             out = os.path.join(d, "out.ndjson")
             cfg = td_graph_config(sim, tenants, os.path.join(d, "state.db"), out, sources=["audit_logs.sign_ins"])
             path = write_yaml(cfg, os.path.join(d, "td-graph.yaml"))
-            res, w = sim_cpu(sim, run_child, td_graph_cmd(path), env=child_env(secret), timeout=900)
-            recs = count_lines(out)
+            env = child_env(secret, **({"LD_PRELOAD": preload} if preload else {}))
+            res, w = sim_cpu(sim, run_child, td_graph_cmd(path), env=env, timeout=900)
+            recs = count_lines(out) if os.path.exists(out) else 0  # none: td-graph failed (said below)
             shutil.rmtree(d, ignore_errors=True)  # 200,000 records are ~450 MB of NDJSON
             if res.returncode != 0:
                 say(f"  td-graph exited {res.returncode}: {res.stderr_tail[-1500:]}")
@@ -132,12 +166,14 @@ def main() -> int:
                               "records": info.get("records", 0), "rate": info.get("steady") or 0.0,
                               "sim_cpu": w.cpu, "sim_busy": w.busy})
 
-        order = ["a", "b", "c", "fixed"]
+        order = ["a", "b", "c", "fixed"] + (["a_nosync"] if nosync else [])
         for i in range(runs):
             rot = order[i % len(order):] + order[: i % len(order)]
             for key in rot:
                 if key == "a":
                     run_a(i, big, "a")
+                elif key == "a_nosync":
+                    run_a(i, big, "a_nosync", preload=nosync)
                 elif key == "fixed":
                     run_a(i, empty, "fixed")
                 elif key == "b":
@@ -153,6 +189,9 @@ def main() -> int:
            for k, v in rows.items() if v}
     # Ratios per round (same conditions), then their median.
     ab = [a["rate"] / b["rate"] for a, b in zip(rows["a"], rows["b"]) if b["rate"]]
+    # (a)/(a'): td-graph's rate with its syncs over its rate without them (1.0: free).
+    fs = [a["rate"] / x["rate"] for a, x in zip(rows["a"], rows["a_nosync"]) if x["rate"]]
+    ratio_fsync = median(fs) if fs else float("nan")
     ac = [rows["a"][i]["rate"] / c["rate"] for i, c in enumerate(rows["c"]) if c["rate"]]
     ratio_ab, ratio_ac = median(ab), median(ac) if ac else float("nan")
     fixed = med.get("fixed", {}).get("wall", 0.0)
@@ -164,7 +203,8 @@ def main() -> int:
         ["way", "records/s", "wall s", "client CPU s", "CPU/wall", "peak RSS MB", "sim CPU/wall", "records"],
         [[label, med[k]["rate"], med[k]["wall"], med[k]["cpu"], med[k]["cpu"] / med[k]["wall"], med[k]["maxrss_mb"],
           med[k]["sim_busy"], int(med[k]["records"])]
-         for k, label in (("a", "(a) td-graph run --once"), ("b", "(b) requests+orjson"),
+         for k, label in (("a", "(a) td-graph run --once"), ("a_nosync", "(a') td-graph, fsync off (shim)"),
+                          ("b", "(b) requests+orjson"),
                           ("c", f"(c) msgraph-sdk ({sdk_pages} pages, steady)"),
                           ("fixed", "td-graph fixed cost (0 records)")) if k in med],
     ))
@@ -177,6 +217,12 @@ def main() -> int:
         say(f"(a)/(c) = {ratio_ac:,.0f}   target >= 100: {verdict(ratio_ac >= 100)}")
     else:
         say(f"(a)/(c): not measured ({sdk_note})")
+    if fs:
+        say(f"(a)/(a') = {ratio_fsync:.2f}   durability cost (fdatasync per page + SQLite synchronous=FULL): "
+            f"td-graph keeps {ratio_fsync:.0%} of its no-sync speed")
+    else:
+        say(f"(a)/(a'): not measured ({nosync_note})")
+    all_ok = all_ok and all(r["records"] >= n for r in rows["a_nosync"])
     say(f"every run delivered all {n:,} records: {verdict(all_ok)}")
     if sim_bound:
         say(f"WARNING: the simulator used >= 85% of a core during {', '.join(sim_bound)}: simulator-bound")
@@ -188,6 +234,7 @@ def main() -> int:
         "benchmark": "throughput", "quick": args.quick, "machine": machine, "records": n, "runs": runs,
         "sdk": {"available": sdk_ok, "note": sdk_note, "pages": sdk_pages, "runs": len(rows["c"])},
         "median": med, "ratio_a_b": ratio_ab, "ratio_a_c": ratio_ac, "ratios_a_b": ab, "ratios_a_c": ac,
+        "fsync": {"note": nosync_note, "ratio_a_nosync": ratio_fsync, "ratios": fs},
         "td_graph_fixed_cost_s": fixed, "td_graph_net_rate": a_net,
         "targets": {"a_b_ge_1.0": ratio_ab >= 1.0, "a_b_aim_1.3": ratio_ab >= 1.3,
                     "a_c_ge_100": (ratio_ac >= 100) if ac else None, "all_records": all_ok},

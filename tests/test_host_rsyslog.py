@@ -9,6 +9,8 @@ the reason it cannot run here; docs/hosts.md).
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import re
 import signal
@@ -50,10 +52,44 @@ def _rsyslog_conf(tmp_path, snippet: str, records: str, forwarded: str) -> str:
     return str(main)
 
 
-def _td_graph_once(td_graph_cmd, config: str, secret: str) -> subprocess.CompletedProcess:
+def _td_graph_once(td_graph_cmd, config: str, secret: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, TD_GRAPH_DEMO_SECRET=secret)
+    env.pop("TD_GRAPH_TEST_CRASH_AT", None)
+    env.update(extra_env)
     return subprocess.run([*td_graph_cmd, "run", "-c", config, "--once"], env=env, capture_output=True,
                           text=True, timeout=120)
+
+
+@contextlib.contextmanager
+def _rsyslogd(tmp_path, conf: str):
+    """rsyslogd in the foreground on ``conf``; yields a check that it is still running."""
+    rsyslogd, moddir = hs.rsyslogd_binary()
+    log = open(tmp_path / "rsyslogd.log", "wb")
+    proc = subprocess.Popen([rsyslogd, "-n", "-f", conf, "-M", moddir, "-i", str(tmp_path / "rsyslogd.pid")],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path), start_new_session=True)
+
+    def alive() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"rsyslogd exited with {proc.returncode}: {(tmp_path / 'rsyslogd.log').read_text()}")
+        return True
+
+    try:
+        yield alive
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        log.close()
+
+
+def _output_files(records: str) -> list[str]:
+    """td-graph's file and the files it rotated (``.1`` newest), oldest first."""
+    rotated = [p for p in glob.glob(records + ".*") if p.rsplit(".", 1)[1].isdigit()]
+    return sorted(rotated, key=lambda p: -int(p.rsplit(".", 1)[1])) + [records]
 
 
 def test_rsyslog_imfile_forwards_every_record_of_the_file_output(tmp_path, td_graph_cmd):
@@ -108,6 +144,42 @@ def test_rsyslog_imfile_forwards_every_record_of_the_file_output(tmp_path, td_gr
                     proc.kill()
                     proc.wait(10)
             log.close()
+
+
+def test_rsyslog_forwards_every_record_once_across_rotations_and_kills(tmp_path, td_graph_cmd):
+    """td-graph rotates its own file (a small ``output.max_bytes``) while rsyslog tails it with
+    the shipped imfile snippet, and is killed twice inside a rotation (the documented test hook
+    exits at once, as kill -9 does): once after the new file got a page whose checkpoint never
+    committed, once between the rename and the new file.  Started again each time, td-graph
+    finishes, and rsyslog forwards every record of every file exactly once."""
+    rsyslogd, moddir = hs.rsyslogd_binary()
+    records, forwarded = str(tmp_path / "records.ndjson"), str(tmp_path / "forwarded.ndjson")
+    conf = _rsyslog_conf(tmp_path, IMFILE, records, forwarded)
+    check = subprocess.run([rsyslogd, "-N1", "-f", conf, "-M", moddir], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+
+    with GraphSimulator() as sim, _rsyslogd(tmp_path, conf) as alive:
+        tenant = sim.add_tenant(profile="e5")
+        config = hs.write_td_graph_config(
+            sim, tenant, str(tmp_path), output={"type": "file", "path": records, "max_bytes": "48KiB", "keep": 1000},
+            settings={"audit_logs.sign_ins": {"page_size": 5}, "audit_logs.directory_audits": {"page_size": 5}},
+        )
+        for step in ("rotate:after_write", "rotate:after_rename"):
+            crashed = _td_graph_once(td_graph_cmd, config, tenant.client_secret, TD_GRAPH_TEST_CRASH_AT=step)
+            assert crashed.returncode == 137, f"no rotation reached {step}: {crashed.stderr[-3000:]}"
+        run = _td_graph_once(td_graph_cmd, config, tenant.client_secret)
+        assert run.returncode == 0, run.stderr[-3000:]
+        files = _output_files(records)
+        assert len(files) >= 4, f"td-graph rotated only {len(files) - 1} times"
+        written = [r for f in files for r in hs.read_ndjson(f)]
+        want = hs.simulator_ids(tenant)
+        total = sum(len(v) for v in want.values())
+        assert Counter((r["source"], r["id"]) for r in written) == Counter(
+            (source, i) for source, ids in want.items() for i in ids), "every record once across td-graph's files"
+        hs.wait_for(lambda: alive() and len(hs.read_ndjson(forwarded)) >= total, 60,
+                    f"{total} records forwarded by rsyslog")
+        got = hs.read_ndjson(forwarded)
+        assert Counter(map(repr, got)) == Counter(map(repr, written)), "rsyslog forwarded each record once, unchanged"
 
 
 def _statements(text: str, kind: str) -> list[dict[str, str]]:

@@ -165,3 +165,42 @@ def test_v1_state_is_migrated_without_losing_dedup_keys(tmp_path):
         assert s.count("seen", "t", "src") == 2
     finally:
         s.close()
+
+
+def test_an_output_position_stored_before_file_identities_still_resumes(tmp_path):
+    """A state file from before the output's file identity was recorded: the outputs table
+    gains the column, and the position is taken to be in the file at the path."""
+    path, out = tmp_path / "s.db", tmp_path / "records.ndjson"
+    out.write_bytes(b'{"id":1}\n{"id":2}\n{"id":3}\n')  # 27 bytes, 18 of them committed
+    db = sqlite3.connect(path)
+    db.executescript(f"""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '2');
+        CREATE TABLE outputs (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+        INSERT INTO outputs VALUES ('file:{out}', 18);
+    """)
+    db.commit()
+    db.close()
+    state = StateStore(str(path))
+    try:
+        assert state.output_mark("file:" + str(out)) == (18, None)
+        sink = SyncSink(FileOutput(str(out)), state)
+        sink.open()  # no adopter: the uncommitted third record is cut
+        st = out.stat()
+        assert out.read_bytes() == b'{"id":1}\n{"id":2}\n'
+        assert state.output_mark("file:" + str(out)) == (18, f"{st.st_dev}:{st.st_ino}")
+        sink.close()
+    finally:
+        state.close()
+
+
+def test_a_refused_state_releases_its_lock(tmp_path):
+    path = str(tmp_path / "s.db")
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    for _ in range(2):  # the second attempt meets the same refusal, not a lock of the first
+        with pytest.raises(StateError, match="newer"):
+            StateStore(path)

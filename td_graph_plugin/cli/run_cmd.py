@@ -78,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = progress = None
     try:
         runtime.sink.open()
+        _install_reopen(runtime.sink)
         if config.metrics_listen:
             server = start_metrics_server(config.metrics_listen, runtime.metrics, config.unhealthy_after)  # logs its URLs
         progress = ProgressDisplay(runtime.engine).start()
@@ -119,6 +120,15 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+def _install_reopen(sink: object) -> None:
+    """SIGHUP reopens the file output (logrotate's postrotate); its default action would kill us."""
+    from ..collector import SyncSink
+
+    if threading.current_thread() is not threading.main_thread() or not isinstance(sink, SyncSink):
+        return
+    signal.signal(signal.SIGHUP, lambda signum, frame: sink.request_reopen())
 
 
 def _install_signals(stop: threading.Event) -> None:

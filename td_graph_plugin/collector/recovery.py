@@ -21,17 +21,18 @@ import orjson
 from ..catalogue import Catalogue
 from ..config.model import Config
 from ..state import Commit, StateStore
+from ..state.store import OutputMark
 from .modes import collector_for
 
 __all__ = ["make_adopter", "Adopter"]
 
 log = logging.getLogger(__name__)
 
-Adopter = Callable[[StateStore, Sequence[bytes], tuple[str, int]], int]
+Adopter = Callable[[StateStore, Sequence[bytes], OutputMark], int]
 
 
 def make_adopter(config: Config, catalogue: Catalogue) -> Adopter:
-    def adopt(state: StateStore, lines: Sequence[bytes], output: tuple[str, int]) -> int:
+    def adopt(state: StateStore, lines: Sequence[bytes], output: OutputMark) -> int:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         unreadable = 0
         for line in lines:

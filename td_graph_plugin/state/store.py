@@ -1,9 +1,12 @@
 """SQLite state: cursors, dedup keys, object hashes and the file output's committed offset.
 
 One transaction per committed page holds everything that page changed (cursor, dedup keys,
-hashes, output offset), so after a kill -9 the state and the output agree.  WAL mode keeps
-readers (doctor, tests) from blocking the collector.  A second td-graph on the same file, a
-corrupt file or a newer schema is a clear ``StateError`` — never a silent reset.
+hashes, output offset and the identity of the file it is in), so after a kill -9 or a power
+loss the state and the output agree.  WAL mode keeps readers (doctor, tests) from blocking the
+collector; ``synchronous=FULL`` makes each commit durable before it returns.  A second td-graph
+on the same file (through a symlink too: the lock is on the real path), a corrupt file or a
+newer schema is a clear ``StateError`` — never a silent reset.  The files are the owner's only
+(0600): they hold every source's cursor.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import StateError, StateLocked
 
-__all__ = ["StateStore", "Commit", "SCHEMA_VERSION"]
+__all__ = ["StateStore", "Commit", "SCHEMA_VERSION", "OutputMark"]
 
 SCHEMA_VERSION = 2
+STATE_MODE = 0o600  # cursors and audit records: the owner's only (-wal/-shm inherit it)
+
+# (output name, position, identity of the file the position is in); the short form without
+# the identity serves outputs that have none.
+OutputMark = tuple[str, int] | tuple[str, int, str | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +47,9 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE TABLE IF NOT EXISTS objects (
     tenant TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL,
     gen INTEGER NOT NULL, PRIMARY KEY (tenant, source, id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+-- file: identity (device:inode) of the file the position is an offset in (NULL: the file at
+-- the output's path, as stored before identities were).
+CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, position INTEGER NOT NULL, file TEXT);
 CREATE TABLE IF NOT EXISTS source_status (
     tenant TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
     since REAL NOT NULL, next_check REAL, PRIMARY KEY (tenant, source));
@@ -72,7 +82,7 @@ class StateStore:
     def __init__(self, path: str, *, exclusive: bool = True) -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._lockfile = None
+        self._lockfile: int | None = None
         if path != ":memory:" and exclusive:
             self._acquire_process_lock(path)
         elif path != ":memory:":
@@ -80,9 +90,15 @@ class StateStore:
             if not os.path.isdir(folder):
                 raise StateError(f"state path {path}: folder {folder} does not exist")
         try:
+            if path != ":memory:":
+                self._create_private(path)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: in WAL mode the WAL is synced at every commit, so a committed checkpoint
+            # survives a power loss; NORMAL may roll the last commits back, and the output
+            # (synced before each commit) would then hold pages the state forgot
+            # (https://www.sqlite.org/pragma.html#pragma_synchronous).
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._init_schema()
         except sqlite3.DatabaseError as exc:
@@ -93,37 +109,50 @@ class StateStore:
                 f"state database {path} is corrupt or not a td-graph state file ({exc}); "
                 "move it aside to start afresh (collection restarts from each source's lookback)"
             ) from None
+        except BaseException:  # a newer schema, an unwritable folder: the lock goes with it
+            self._release_process_lock()
+            raise
 
     # --- lifecycle -----------------------------------------------------------------------
     def _acquire_process_lock(self, path: str) -> None:
+        """One collector per state: the lock is taken on the real path, so a symlink to the
+        same database cannot open a second writer."""
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise StateError(f"state.path {path}: folder {folder} does not exist")
-        lock_path = path + ".lock"
+        lock_path = os.path.realpath(path) + ".lock"
         try:
-            fh = open(lock_path, "a+")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, STATE_MODE)
         except OSError as exc:
             raise StateError(f"cannot open state lock {lock_path}: {exc.strerror}") from None
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            fh.seek(0)
-            owner = fh.read().strip() or "unknown"
-            fh.close()
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
             raise StateLocked(path, owner) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._lockfile = fh
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lockfile = fd
 
     def _release_process_lock(self) -> None:
         if self._lockfile is not None:
             try:
                 fcntl.flock(self._lockfile, fcntl.LOCK_UN)
             finally:
-                self._lockfile.close()
+                os.close(self._lockfile)
                 self._lockfile = None
+
+    @staticmethod
+    def _create_private(path: str) -> None:
+        """Create a new database file 0600 before SQLite does (it would use 0644); SQLite gives
+        its -wal and -shm files the database file's mode."""
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, STATE_MODE))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StateError(f"cannot create state database {path}: {exc.strerror}") from None
 
     def _init_schema(self) -> None:
         db = self._db
@@ -144,6 +173,8 @@ class StateStore:
             if version == 1:
                 self._migrate_v1(db)
         db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        if "file" not in {r[1] for r in db.execute("PRAGMA table_info(outputs)")}:
+            db.execute("ALTER TABLE outputs ADD COLUMN file TEXT")  # v2 files from before identities
         db.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -240,9 +271,15 @@ class StateStore:
             row = self._db.execute("SELECT position FROM outputs WHERE name=?", (name,)).fetchone()
         return int(row[0]) if row else None
 
+    def output_mark(self, name: str) -> tuple[int, str | None] | None:
+        """(committed position, identity of the file it is in) of an output, None if never set."""
+        with self._lock:
+            row = self._db.execute("SELECT position, file FROM outputs WHERE name=?", (name,)).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
     # --- writes --------------------------------------------------------------------------
-    def commit(self, c: Commit, *, output: tuple[str, int] | None = None) -> None:
-        """Write one page's state (and the output offset) atomically."""
+    def commit(self, c: Commit, *, output: OutputMark | None = None) -> None:
+        """Write one page's state (and the output's offset and file) atomically."""
         now = time.time()
         cursor_json = json.dumps(c.cursor, separators=(",", ":"), sort_keys=True)
         with self._lock:
@@ -278,11 +315,7 @@ class StateStore:
                         [(c.tenant, c.source, i) for i in c.delete_objects],
                     )
                 if output is not None:
-                    db.execute(
-                        "INSERT INTO outputs(name, position) VALUES (?, ?) "
-                        "ON CONFLICT(name) DO UPDATE SET position=excluded.position",
-                        output,
-                    )
+                    self._write_output(*output)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 try:
@@ -291,13 +324,16 @@ class StateStore:
                     pass
                 raise StateError(f"cannot write state database {self.path}: {exc}") from None
 
-    def set_output_position(self, name: str, position: int) -> None:
+    def set_output_position(self, name: str, position: int, file: str | None = None) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO outputs(name, position) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET position=excluded.position",
-                (name, position),
-            )
+            self._write_output(name, position, file)
+
+    def _write_output(self, name: str, position: int, file: str | None = None) -> None:
+        self._db.execute(
+            "INSERT INTO outputs(name, position, file) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET position=excluded.position, file=excluded.file",
+            (name, position, file),
+        )
 
     def reset_source(self, tenant: str, source: str) -> None:
         """Forget a source's cursor, keys and hashes (explicit operator action only)."""
