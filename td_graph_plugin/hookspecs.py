@@ -21,6 +21,7 @@ __all__ = [
     "hookimpl",
     "td_graph_register_sources",
     "td_graph_filter_record",
+    "td_graph_map_record",
 ]
 
 PROJECT = "td_graph"
@@ -49,5 +50,21 @@ def td_graph_filter_record(tenant: str, source: str, record: dict[str, Any]) -> 
 
     :param tenant: the tenant's configured name.
     :param source: the source name, e.g. ``audit_logs.sign_ins``.
+    :param record: the envelope (tenant, tenant_id, source, id, event_time, collected_at, data).
+    """
+
+
+@hookspec(firstresult=True)
+def td_graph_map_record(fmt: str, source: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """Map a record to ``output.format`` yourself (docs/formats.md, "Mapping your own source").
+
+    Return the document to write (a dict) to replace td-graph's mapping of ``source``, or
+    ``None`` to leave it to td-graph.  Stops at the first non-None result.  td-graph then adds
+    what it reads back itself: ``td_graph.{tenant,tenant_id,source,id}``, the Graph object and
+    missing ``@timestamp``/``event.created`` (ECS), ``unmapped.td_graph`` and ``raw_data``
+    (OCSF).  Not called for ``raw``; called for every record otherwise, so keep it cheap.
+
+    :param fmt: ``ecs`` or ``ocsf``.
+    :param source: the source name, e.g. ``acme.widgets``.
     :param record: the envelope (tenant, tenant_id, source, id, event_time, collected_at, data).
     """

@@ -20,6 +20,7 @@ import orjson
 
 from ..catalogue import Catalogue
 from ..config.model import Config
+from ..formats import envelope_of
 from ..state import Commit, StateStore
 from ..state.store import OutputMark
 from .modes import collector_for
@@ -37,7 +38,9 @@ def make_adopter(config: Config, catalogue: Catalogue) -> Adopter:
         unreadable = 0
         for line in lines:
             try:
-                record = orjson.loads(line)
+                record = envelope_of(orjson.loads(line))  # raw, ECS or OCSF: the envelope back
+                if record is None:
+                    raise KeyError("not a td-graph record")
                 groups[(record["tenant"], record["source"])].append(record)
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 unreadable += 1

@@ -61,6 +61,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError, PluginError, StateError, TdGraphError
+from ..formats import envelope_of
 from ..logsetup import RedactingFilter
 from .ack_sink import AckSink
 
@@ -141,7 +142,8 @@ def message_fields(line: bytes) -> dict[str, str]:
     except orjson.JSONDecodeError:
         return {}
     out: dict[str, str] = {}
-    if not isinstance(record, dict):
+    record = envelope_of(record, data=False)  # raw, ECS or OCSF (output.format)
+    if record is None:
         return out
     for key in ("tenant", "source", "id", "event_time", "removed"):
         value = record.get(key)

@@ -1,0 +1,1 @@
+"""The mapping tables (data): lookups, ECS and OCSF, one entry per source."""
