@@ -14,8 +14,8 @@ __all__ = ["CAPABILITIES", "PLAN_CAPABILITIES", "capabilities_from_skus"]
 CAPABILITIES: dict[str, str] = {
     "entra_id_p1": "Microsoft Entra ID P1 (service plan AAD_PREMIUM)",
     "entra_id_p2": "Microsoft Entra ID P2 (service plan AAD_PREMIUM_P2)",
-    "intune": "Microsoft Intune (service plan INTUNE_A)",
-    "defender_xdr": "Microsoft Defender XDR (service plan MTP, or a Defender product plan)",
+    "intune": "Microsoft Intune (service plan INTUNE_A or INTUNE_SMBIZ)",
+    "defender_xdr": "Microsoft Defender XDR (service plan MTP, or a Defender product plan such as MDE_SMB)",
     "workload_id_premium": "Microsoft Entra Workload ID Premium (AAD_WRKLDID_P1/P2)",
 }
 
@@ -34,6 +34,16 @@ PLAN_CAPABILITIES: dict[str, tuple[str, ...]] = {
     "ADALLOM_S_STANDALONE": ("defender_xdr",),
     "AAD_WRKLDID_P1": ("workload_id_premium",),
     "AAD_WRKLDID_P2": ("workload_id_premium",),
+    # Microsoft 365 Business Premium (and Defender for Business standalone) carry Defender for
+    # Business and an SMB Intune plan instead of WINDEFATP/MTP.  Microsoft's "Product names and
+    # service plan identifiers for licensing" table
+    # (https://learn.microsoft.com/entra/identity/users/licensing-service-plan-reference), rows
+    # "Microsoft 365 Business Premium ...": MDE_SMB (bfc1bbd9-981b-4f71-9b82-17c35fd0e2a4)
+    # "Microsoft Defender for Business"; INTUNE_SMBIZ (8e9ff0ff-aa7a-4b20-83c1-2f636b600ac2)
+    # "Microsoft Intune"; alongside AAD_PREMIUM (41781fb2-...) "Microsoft Entra ID P1",
+    # INTUNE_A (c1ec4a95-...) and ATP_ENTERPRISE (f20fedf3-...), already above.
+    "MDE_SMB": ("defender_xdr",),
+    "INTUNE_SMBIZ": ("intune",),
 }
 _USABLE_SKU = {"enabled", "warning"}
 

@@ -44,7 +44,8 @@ def missing_permissions(spec: SourceSpec, granted: Iterable[str]) -> list[str]:
 
 def verdict_for(spec: SourceSpec, cloud: str, d: Discovery | None) -> Verdict:
     if cloud not in spec.clouds:
-        return Verdict(DISABLED, f"not offered in the {cloud} cloud")
+        see = f" (see {spec.doc})" if spec.doc else ""
+        return Verdict(DISABLED, f"not offered in the {cloud} cloud{see}")
     if not spec.reads_graph:
         return Verdict(OK, "reads a local store, not Graph")
     if d is not None and d.permissions is not None:

@@ -51,12 +51,18 @@ class SourceSpec:
     :param permissions: application permissions the endpoint needs, all of them.
     :param licence: capability the tenant must have (see ``licensing.CAPABILITIES``), or None.
     :param time_field: window mode: the timestamp the ``$filter`` and the checkpoint use.
+    :param event_time_field: when the thing happened: the field the record's ``event_time``
+        comes from (risk detections: ``activityDateTime``, while ``lastUpdatedDateTime`` stays
+        the cursor).  Default (``""``): the ``time_field``; None: the object carries no
+        timestamp and the collector stamps the time it observed the change.
     :param filter_ops: window mode: (lower, upper) operators the endpoint accepts, e.g.
         ``("ge", "le")`` for sign-ins, ``("gt", "lt")`` for provisioning.
     :param version_field: a field that changes when the object changes; part of the dedup key so
         an update (alerts' ``lastUpdateDateTime``) is emitted again and a replay is not.
     :param page_size: ``$top`` to send, or None to send none (user/group delta reject ``$top``).
     :param max_page_size: the endpoint's documented maximum; a setting above it is refused.
+    :param doc: the Graph documentation page of the endpoint; ``doctor`` cites it when the
+        source is not offered in a tenant's cloud.
     :param pager: a custom page iterator ``pager(client, spec, url, params) -> Iterator[list]``
         for endpoints that do not answer JSON pages (CSV reports).
     :param collector: the object that reads this source when no mode reads it the right way
@@ -74,6 +80,7 @@ class SourceSpec:
     version: str = "v1.0"
     licence: str | None = None
     time_field: str | None = None
+    event_time_field: str | None = ""
     filter_ops: tuple[str, str] = ("ge", "le")
     version_field: str | None = None
     page_size: int | None = None
@@ -93,6 +100,7 @@ class SourceSpec:
     id_field: str = "id"
     clouds: Sequence[str] = CLOUD_NAMES
     description: str = ""
+    doc: str = ""
     pager: Callable[..., Any] | None = None
     collector: Any = None
     related: Mapping[str, str] = field(default_factory=dict)
@@ -141,6 +149,10 @@ class SourceSpec:
             and self.page_size > self.max_page_size
         ):
             problems.append(f"page_size {self.page_size} exceeds the endpoint maximum {self.max_page_size}")
+        if self.event_time_field == "":
+            object.__setattr__(self, "event_time_field", self.time_field)
+        elif self.event_time_field is not None and not isinstance(self.event_time_field, str):
+            problems.append("event_time_field must be a field name or None")
         object.__setattr__(self, "select", tuple(self.select or ()))
         object.__setattr__(self, "clouds", tuple(self.clouds))
         object.__setattr__(self, "params", dict(self.params or {}))

@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"graph", "discovery", "plan", "outputs", "formats", "sources", "plugins"},
     {"collector"},
     {"isolation"},
-    {"runtime", "observability", "simulator"},
+    {"runtime", "observability", "simulator", "capture"},
     {"hosts", "cli"},
 ]
 # The only modules that may import the simulator (it needs the [demo] extra).

@@ -52,7 +52,9 @@ def test_run_once_collects_every_catalogue_source_from_an_all_licensed_tenant(tm
         assert not missing, f"sources without records: {missing}\n{stderr[-4000:]}"
         # A few exact checks against the tenant's own data.
         assert {r["id"] for r in by_source["security.incidents"]} <= {i["id"] for i in tenant.incidents}
-        assert {r["id"] for r in by_source["reports.office365_active_users"]} == {u["userPrincipalName"] for u in tenant.users}
+        report = by_source["reports.office365_active_users"]
+        assert {r["data"]["User Principal Name"] for r in report} == {u["userPrincipalName"] for u in tenant.users}
+        assert len({r["id"] for r in report}) == len(report), "report row ids are unique (not the UPN alone)"
         assert {r["id"] for r in by_source["directory.groups"]} == {g["id"] for g in tenant.collection("groups").items}
         sp = by_source["audit_logs.sign_ins_service_principal"]
         assert all(r["data"]["signInEventTypes"] == ["servicePrincipal"] for r in sp)

@@ -313,6 +313,37 @@ def test_group_delta_rejects_top_and_device_delta_keeps_it_in_links(sim):
     assert_graph_error(g.get("/v1.0/groups/delta"), 403, "Authorization_RequestDenied")
 
 
+def test_delta_tracks_only_the_selected_or_default_properties(sim):
+    """user-delta: "There is no $select parameter, so a default set of properties is tracked and
+    returned"; with $select, only the selected properties are tracked (graph-facts §0.5)."""
+    t = sim.add_tenant(profile="free", volumes={"users": 12})
+    g = Graph(sim, t)
+    _, default_link, _ = g.delta("/v1.0/users/delta")
+    _, selected_link, _ = g.delta("/v1.0/users/delta?$select=id,accountEnabled,userPrincipalName")
+    u = t.users[2]
+    t.update_object("users", u["id"], accountEnabled=False)  # not in the default set
+    assert g.delta(default_link)[0] == [], "an untracked property's change is no delta record"
+    assert g.delta(selected_link)[0] == [{"id": u["id"], "accountEnabled": False, "userPrincipalName": u["userPrincipalName"]}]
+    t.update_object("users", u["id"], jobTitle="CISO")  # in the default set, not in the selection
+    assert [o["id"] for o in g.delta(default_link)[0]] == [u["id"]]
+    assert g.delta(g.delta(selected_link)[1])[0] == []
+
+
+@pytest.mark.parametrize("path, entity", [
+    ("/v1.0/users/delta", "microsoft.graph.user"),
+    ("/v1.0/groups/delta", "microsoft.graph.group"),
+    ("/v1.0/devices/delta", "microsoft.graph.device"),
+    ("/v1.0/applications/delta", "microsoft.graph.application"),
+    ("/v1.0/servicePrincipals/delta", "microsoft.graph.servicePrincipal"),
+])
+def test_delta_rejects_an_unknown_select_property_naming_it(sim, path, entity):
+    t = sim.add_tenant(profile="free")
+    g = Graph(sim, t)
+    assert_graph_error(g.get(f"{path}?$select=id,favouriteColour"), 400, "Request_BadRequest",
+                       f"Could not find a property named 'favouriteColour' on type '{entity}'.")
+    assert g.get(f"{path}?$select=id,displayName").status_code == 200
+
+
 def test_update_object_find_object_and_ext(sim):
     t = sim.add_tenant(profile="free", volumes={"users": 15})
     g = Graph(sim, t)

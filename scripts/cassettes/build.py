@@ -392,12 +392,13 @@ def build_sources():
     out.append(delta_cassette(
         "directory.users", D.DOCS + ":concepts/delta-query-users.md (initial, nextLink, final nextLink, deltaLink round)",
         D.USERS_DELTA, round2=D.USERS_DELTA_ROUND2,
-        notes="td-graph sends no $select: the documented initial request used one, so page 1's @odata.context\n"
-              "names the selected properties; bodies are verbatim."))
+        notes="td-graph sends its own $select (the security-relevant properties; the documented initial\n"
+              "request selected displayName,givenName,jobTitle,mobilePhone), so page 1's @odata.context names\n"
+              "the documented selection; bodies are verbatim."))
     out.append(delta_cassette(
         "directory.groups", D.DOCS + ":concepts/delta-query-groups.md (initial, nextLink, final nextLink, deltaLink round)",
         D.GROUPS_DELTA, round2=D.GROUPS_DELTA_ROUND2,
-        notes="td-graph sends neither $select nor $expand (the documented initial request had both); bodies verbatim.\n"
+        notes="td-graph sends its own $select and no $expand (the documented initial request had both); bodies verbatim.\n"
               "The third request follows the documented nextLink value (the doc's request line shows a typo 'ppqw...')."))
     dev = CAT["directory.devices"]
     out.append(delta_cassette(
@@ -625,7 +626,7 @@ def build_errors():
         if rnd == 1:
             c.graph(prepared(D.USERS_DELTA[-1]["@odata.deltaLink"]), status=410, message="Gone",
                     content_type=None, resp_headers={"Location": f"{GRAPH}/v1.0/users/delta?$deltatoken="}, text="")
-        c.graph(url, body=D.USERS_DELTA[0])
+        c.graph(prepared(url, first_params(spec, None, None) or None), body=D.USERS_DELTA[0])
         for prev, body in zip(D.USERS_DELTA, D.USERS_DELTA[1:]):
             c.graph(prepared(prev["@odata.nextLink"]), body=body)
     out.append(c)

@@ -115,11 +115,14 @@ class SourceRun:
         )
 
     def base_params(self) -> dict[str, str]:
+        """The first request's query: the spec's params, ``$top``, and ``$select`` (the source's
+        ``select`` setting replaces the spec's list)."""
         params = dict(self.spec.params)
         if self.page_size is not None:
             params["$top"] = str(self.page_size)
-        if self.spec.select:
-            params["$select"] = ",".join(self.spec.select)
+        select = getattr(self.settings, "select", None) or self.spec.select
+        if select:
+            params["$select"] = ",".join(select)
         return params
 
     @property

@@ -227,10 +227,16 @@ class Engine:
 
         A source the plan says is unlicensed/forbidden sends nothing until its re-check time,
         then one probing attempt; a source that failed that way at run time waits likewise
-        unless a newer discovery says the licence or consent has appeared.
+        unless a newer discovery says the licence or consent has appeared.  A source not offered
+        in the tenant's cloud is skipped before any request (discovery included).  Once a probe
+        of a source the plan calls unlicensed succeeded (its status row is ``ok``), Graph's
+        answer beats our plan-name table: it runs until Graph itself answers with a licence error.
         """
         if self.planner is None:
             return None
+        offered = verdict_for(job.spec, job.tenant.cloud, None)
+        if offered.status == DISABLED:
+            return (DISABLED, offered.reason)
         tenant, spec = job.tenant.name, job.spec.name
         d = self.planner.discovery(tenant, client)
         verdict = verdict_for(job.spec, job.tenant.cloud, d)
@@ -239,6 +245,8 @@ class Engine:
         waiting = held and (row["next_check"] or 0) > time.time()
         if verdict.status == DISABLED:
             return (DISABLED, verdict.reason)
+        if verdict.status == UNLICENSED and row is not None and row["state"] == OK:
+            return None  # licensed after all: a probe succeeded and Graph has not said otherwise
         if not verdict.runs:
             if waiting or not held:
                 return (verdict.status, verdict.reason)

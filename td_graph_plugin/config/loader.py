@@ -142,8 +142,8 @@ def _output(value: Any, p: Problems) -> dict[str, Any]:
 
 def _setting_kinds() -> dict[str, str]:
     """Setting name -> kind, from the settings model itself (one owner of the names)."""
-    kinds = {"timedelta": "duration", "int": "int", "bool": "bool"}
-    return {f.name: kinds[str(f.type).split(" ")[0]] for f in fields(SourceSettings)}
+    kinds = {"timedelta": "duration", "int": "int", "bool": "bool", "tuple[str, ...]": "list"}
+    return {f.name: kinds[str(f.type).split(" | ")[0]] for f in fields(SourceSettings)}
 
 
 _SETTING_KEYS = _setting_kinds()
@@ -184,6 +184,11 @@ def _sources(value: Any, p: Problems, names: Iterable[str] | None) -> SourcesCon
                     kwargs[k] = sm.duration(k)
                 elif kind == "int":
                     kwargs[k] = sm.int(k, None, minimum=1)
+                elif kind == "list":
+                    items = sm.str_list(k, ())
+                    if isinstance(raw[k], list) and not raw[k]:
+                        p.add(f"{key}.{k}", "must name at least one property")
+                    kwargs[k] = tuple(i.strip() for i in items) or None
                 else:
                     kwargs[k] = sm.bool(k)
             if kwargs.get("interval") is not None and kwargs["interval"] < timedelta(seconds=1):

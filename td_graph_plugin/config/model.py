@@ -97,6 +97,8 @@ class SourceSettings:
     page_size: int | None = None
     emit_unchanged: bool | None = None
     fetch_alerts: bool | None = None
+    # ``$select``: replaces the spec's property list (directory delta: what is tracked).
+    select: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -119,10 +119,12 @@ class Collection:
 
 
 class ChangeLog:
-    """The change log of one collection: ids in change order, and removal reasons."""
+    """The change log of one collection: ids in change order, which properties each change
+    touched (None: the whole object - an addition or a removal), and removal reasons."""
 
-    __slots__ = ("changes", "removed")
+    __slots__ = ("changes", "fields", "removed")
 
     def __init__(self) -> None:
         self.changes: list[str] = []  # sequence number = index + 1
+        self.fields: list[frozenset[str] | None] = []  # parallel to ``changes``
         self.removed: dict[str, str] = {}  # id -> "changed" | "deleted"

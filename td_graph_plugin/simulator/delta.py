@@ -78,7 +78,10 @@ def handle_delta(req: GraphRequest) -> Response:
             select_text = payload.get("sel")
             top = payload.get("n")
             kind, since, upto = "incremental", int(payload["s"]), tenant.delta_seq_of(coll_name)
-    select = parse_select(select_text, ep.known_fields, ep.entity) if select_text else ()
+    try:
+        select = parse_select(select_text, ep.known_fields, ep.entity) if select_text else ()
+    except ODataError as exc:  # directory services answer an unknown property with Request_BadRequest
+        raise ODataError(exc.message, code="Request_BadRequest") from None
     if select and "id" not in select:
         select = ("id",) + select
     if "$skiptoken" not in q:
@@ -86,6 +89,7 @@ def handle_delta(req: GraphRequest) -> Response:
         if kind == "initial":
             upto = tenant.delta_seq_of(coll_name)
     replay = tenant.replay_every
+    tracked = (select or ep.default_properties) or None
 
     def build() -> list[str]:
         if kind == "initial":
@@ -93,9 +97,11 @@ def handle_delta(req: GraphRequest) -> Response:
             # eviction may differ slightly, which delta's documented replays allow.
             items = tenant.collection(coll_name).items
             return _with_replays([o["id"] for o in items if o["visible_at"] <= as_of], replay)
-        return _with_replays(tenant.changed_ids(since, upto, coll_name), replay)
+        # Only the selected properties (or the default set) are tracked (user: delta, "a default
+        # set of properties is tracked and returned"): other changes are no delta record.
+        return _with_replays(tenant.changed_ids(since, upto, coll_name, tracked), replay)
 
-    key = (tenant.tenant_id, "delta", coll_name, req.version, kind, since, upto, as_of, replay)
+    key = (tenant.tenant_id, "delta", coll_name, req.version, kind, since, upto, as_of, replay, tracked)
     ids = req.snapshots.get(key, build)
     size = top or req.page_size or ep.default_top
     if req.take_empty_page():

@@ -93,7 +93,35 @@ _AUDIT_FIELDS = frozenset({
 _USER_FIELDS = frozenset(USER_DEFAULT_PROPERTIES) | {
     "accountEnabled", "createdDateTime", "department", "companyName", "city", "country", "usageLocation",
     "employeeId", "userType", "onPremisesSyncEnabled",
+    # user resource (learn.microsoft.com/graph/api/resources/user): Entra-stored properties
+    "creationType", "externalUserState", "externalUserStateChangeDateTime", "onPremisesImmutableId",
+    "onPremisesSamAccountName", "onPremisesSecurityIdentifier", "onPremisesDomainName",
+    "onPremisesLastSyncDateTime", "passwordPolicies", "proxyAddresses", "deletedDateTime",
 }
+# $select on the other directory delta rows: each resource page's properties (a subset); an
+# unknown name is Graph's 400 Request_BadRequest "Could not find a property named ...".
+_GROUP_FIELDS = frozenset({
+    "id", "displayName", "description", "mail", "mailEnabled", "mailNickname", "securityEnabled", "groupTypes",
+    "isAssignableToRole", "membershipRule", "membershipRuleProcessingState", "onPremisesSyncEnabled",
+    "onPremisesSecurityIdentifier", "securityIdentifier", "visibility", "createdDateTime", "classification",
+    "proxyAddresses", "renewedDateTime", "expirationDateTime", "deletedDateTime", "creationOptions",
+})
+_DEVICE_FIELDS = frozenset({
+    "id", "deviceId", "displayName", "accountEnabled", "operatingSystem", "operatingSystemVersion", "trustType",
+    "isCompliant", "isManaged", "approximateLastSignInDateTime", "registrationDateTime", "deviceOwnership",
+    "enrollmentType", "profileType", "onPremisesSyncEnabled", "manufacturer", "model",
+    "complianceExpirationDateTime", "deletedDateTime",
+})
+_APP_FIELDS = frozenset({
+    "id", "appId", "displayName", "createdDateTime", "signInAudience", "publisherDomain", "identifierUris",
+    "keyCredentials", "passwordCredentials", "requiredResourceAccess", "appRoles", "redirectUris", "tags",
+    "deletedDateTime", "description",
+})
+_SP_DELTA_FIELDS = frozenset({
+    "id", "appId", "appDisplayName", "displayName", "accountEnabled", "appOwnerOrganizationId",
+    "appRoleAssignmentRequired", "servicePrincipalType", "servicePrincipalNames", "keyCredentials",
+    "passwordCredentials", "tags", "appRoles", "signInAudience", "deletedDateTime", "description",
+})
 
 
 @dataclass(frozen=True)
@@ -199,7 +227,8 @@ _APP_READ = "Application.Read.All|Application.ReadWrite.All|Directory.Read.All|D
 _INCIDENTS_ONLY = "Only $count, $expand, $filter, $skip and $top are supported on incidents."
 
 
-def _delta(path: str, collection: str, entity: str, context: str, permission: str, *, top_allowed: bool) -> Endpoint:
+def _delta(path: str, collection: str, entity: str, context: str, permission: str, *, top_allowed: bool,
+           known_fields: frozenset[str] | None = None) -> Endpoint:
     """A directory delta row (graph-facts §0.5): nextLink pages, deltaLink, @removed, 7-day tokens."""
     kind = path.strip("/").split("/")[0]
     rejected = {
@@ -216,7 +245,7 @@ def _delta(path: str, collection: str, entity: str, context: str, permission: st
         max_top=999 if top_allowed else None,  # ASSUMED where allowed: undocumented
         default_top=100,  # ASSUMED: real pages vary in size
         options=frozenset({"$select", "$deltatoken"} | ({"$top"} if top_allowed else set())),
-        throttle="directory", rejected_options=rejected,
+        throttle="directory", rejected_options=rejected, known_fields=known_fields,
     )
 
 
@@ -463,12 +492,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         eq_fields=frozenset({"jobId", "cycleId", "changeId", "provisioningAction"}),
     ),
     # ----------------------------------------------------------------- directory inventory
-    _delta("/groups/delta", "groups", "microsoft.graph.group", "groups", _GROUP_READ, top_allowed=False),
-    _delta("/devices/delta", "devices", "microsoft.graph.device", "devices", _DEVICE_READ, top_allowed=True),
+    _delta("/groups/delta", "groups", "microsoft.graph.group", "groups", _GROUP_READ, top_allowed=False,
+           known_fields=_GROUP_FIELDS),
+    _delta("/devices/delta", "devices", "microsoft.graph.device", "devices", _DEVICE_READ, top_allowed=True,
+           known_fields=_DEVICE_FIELDS),
     _delta("/applications/delta", "applications", "microsoft.graph.application", "applications", _APP_READ,
-           top_allowed=True),
+           top_allowed=True, known_fields=_APP_FIELDS),
     _delta("/servicePrincipals/delta", "service_principals", "microsoft.graph.servicePrincipal", "servicePrincipals",
-           _APP_READ, top_allowed=True),
+           _APP_READ, top_allowed=True, known_fields=_SP_DELTA_FIELDS),
     _directory_list("/groups", "groups", "microsoft.graph.group", _GROUP_READ),
     _directory_list("/devices", "devices", "microsoft.graph.device", _DEVICE_READ),
     _directory_list("/applications", "applications", "microsoft.graph.application", _APP_READ),

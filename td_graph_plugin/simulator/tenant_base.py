@@ -247,14 +247,18 @@ class TenantBase:
             log = self._logs.setdefault(collection, ChangeLog())
         return log
 
-    def _record(self, collection: str, ids: Iterable[str], removed: str | None = None) -> None:
+    def _record(self, collection: str, ids: Iterable[str], removed: str | None = None,
+                changed: Iterable[frozenset[str] | None] | None = None) -> None:
+        """Log changes; ``changed``: per id, the properties the change touched (None: all)."""
         log = self._log(collection)
-        for oid in ids:
+        touched = list(changed) if changed is not None else None
+        for i, oid in enumerate(ids):
             if removed is None:
                 log.removed.pop(oid, None)
             else:
                 log.removed[oid] = removed
             log.changes.append(oid)
+            log.fields.append(touched[i] if touched is not None and i < len(touched) else None)
 
     def delta_seq_of(self, collection: str) -> int:
         """How many changes the collection's log holds (a delta token's position)."""
@@ -264,13 +268,25 @@ class TenantBase:
     def delta_seq(self) -> int:
         return self.delta_seq_of("users")
 
-    def changed_ids(self, since: int, upto: int, collection: str = "users") -> list[str]:
-        """Distinct ids changed in (since, upto], ordered by their latest change."""
+    def changed_ids(self, since: int, upto: int, collection: str = "users",
+                    tracked: Iterable[str] | None = None) -> list[str]:
+        """Distinct ids changed in (since, upto], ordered by their latest change.  With
+        ``tracked`` (a delta round's properties), a change that touched none of them is not
+        one: Graph's delta tracks only the properties selected (or its default set)."""
+        log = self._log(collection)
+        want = frozenset(tracked) if tracked is not None else None
         seen: dict[str, None] = {}
-        for oid in self._log(collection).changes[since:upto]:
+        for oid, touched in zip(log.changes[since:upto], log.fields[since:upto]):
+            if want is not None and touched is not None and not (touched & want):
+                continue
             seen.pop(oid, None)
             seen[oid] = None
         return list(seen)
+
+    @staticmethod
+    def _touched(old: list[dict], new: list[dict]) -> list[frozenset[str]]:
+        """Per pair, the properties whose values differ."""
+        return [frozenset(k for k in set(a) | set(b) if a.get(k) != b.get(k)) for a, b in zip(old, new)]
 
     def object_state(self, collection: str, obj_id: str) -> dict | str | None:
         """The current object, its removal reason ("changed"/"deleted"), or None if never seen."""
@@ -335,7 +351,7 @@ class TenantBase:
                 raise KeyError(f"no object {obj_id!r} in {collection!r}")
             new = {**obj, **fields}
             self.collection(collection).replace([new])
-            self._record(collection, [new["id"]])
+            self._record(collection, [new["id"]], changed=[frozenset(fields)])
         return new
 
     def _pick(self, collection: str, n_or_ids, *, visible_only: bool = False) -> list[dict]:
@@ -366,7 +382,7 @@ class TenantBase:
             chosen = self._pick(collection, n_or_ids, visible_only=collection in ("alerts", "incidents"))
             new = self._change(collection, chosen, now)
             self.collection(collection).replace(new)
-            self._record(collection, [o["id"] for o in new])
+            self._record(collection, [o["id"] for o in new], changed=self._touched(chosen, new))
             self._after_change(collection, new)
         return new
 

@@ -42,7 +42,7 @@ class DirectoryData(TenantBase):
                 chosen = self._pick("users", n_or_ids)
             new = [gen.change_user(self.rng, u) for u in chosen]
             self.collections["users"].replace(new)
-            self._record("users", [u["id"] for u in new])
+            self._record("users", [u["id"] for u in new], changed=self._touched(chosen, new))
         return new
 
     def delete_users(self, n_or_ids, permanent: bool = False) -> list[dict]:

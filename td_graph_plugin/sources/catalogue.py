@@ -13,18 +13,69 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 from ..spec import SourceSpec
 from .isolation_feed import FEED_SPEC
-from .reports import office365_csv_pager
+from .reports import ROW_ID_FIELD, office365_csv_pager
 
 __all__ = ["BUILTIN_SOURCES", "td_graph_register_sources"]
 
+# Evolvable enums: members added after an enum's unknownFutureValue sentinel (riskDetail's
+# adminDismissedRiskForSignIn, alerts' serviceSource microsoftSentinel, ...) arrive as
+# "unknownFutureValue" unless the request says `Prefer: include-unknown-enum-members`
+# (https://learn.microsoft.com/graph/best-practices-concept#handling-future-members-in-evolvable-enumerations;
+# riskDetail: https://learn.microsoft.com/graph/api/resources/riskdetail).
 _PREFER_ENUMS = {"Prefer": "include-unknown-enum-members"}
 _AUDIT = "AuditLog.Read.All"
 _DIRECTORY = "Directory.Read.All"
+# Identity Protection and provisioning pages carry the "global-us" national-cloud table: Global,
+# US Government L4 and L5 (DOD), not China operated by 21Vianet
+# (https://learn.microsoft.com/graph/api/riskdetection-list,
+# https://learn.microsoft.com/graph/api/provisioningobjectsummary-list).
+_GLOBAL_US = ("global", "usgov", "dod")
+
+# Directory delta $select lists.  Without $select, delta tracks and returns only a default
+# property set ("There is no $select parameter, so a default set of properties is tracked and
+# returned": https://learn.microsoft.com/graph/api/user-delta), so disabling an account produced
+# no record.  Only properties in the main (Entra) data store trigger changes; properties kept in
+# SharePoint/Exchange (skills, aboutMe, mailboxSettings...) are never tracked
+# (https://learn.microsoft.com/graph/delta-query-overview#limitations), so none is listed.
+# Each list is the resource's default set plus its security-relevant Entra properties.
+USER_SELECT = (
+    # the default set (https://learn.microsoft.com/graph/api/resources/users)
+    "id", "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
+    "officeLocation", "preferredLanguage", "surname", "userPrincipalName",
+    # https://learn.microsoft.com/graph/api/resources/user
+    "accountEnabled", "userType", "createdDateTime", "creationType", "externalUserState",
+    "externalUserStateChangeDateTime", "onPremisesSyncEnabled", "onPremisesImmutableId",
+    "onPremisesSamAccountName", "onPremisesSecurityIdentifier", "onPremisesDomainName",
+    "onPremisesLastSyncDateTime", "department", "companyName", "employeeId", "usageLocation",
+    "passwordPolicies", "proxyAddresses",
+)
+GROUP_SELECT = (  # https://learn.microsoft.com/graph/api/resources/group
+    "id", "displayName", "description", "mail", "mailEnabled", "mailNickname", "securityEnabled",
+    "groupTypes", "isAssignableToRole", "membershipRule", "membershipRuleProcessingState",
+    "onPremisesSyncEnabled", "onPremisesSecurityIdentifier", "securityIdentifier", "visibility",
+    "createdDateTime", "classification",
+)
+DEVICE_SELECT = (  # https://learn.microsoft.com/graph/api/resources/device
+    "id", "deviceId", "displayName", "accountEnabled", "operatingSystem", "operatingSystemVersion",
+    "trustType", "isCompliant", "isManaged", "approximateLastSignInDateTime", "registrationDateTime",
+    "deviceOwnership", "enrollmentType", "profileType", "onPremisesSyncEnabled", "manufacturer",
+    "model",
+)
+APPLICATION_SELECT = (  # https://learn.microsoft.com/graph/api/resources/application
+    "id", "appId", "displayName", "createdDateTime", "signInAudience", "publisherDomain",
+    "identifierUris", "keyCredentials", "passwordCredentials", "requiredResourceAccess",
+)
+SERVICE_PRINCIPAL_SELECT = (  # https://learn.microsoft.com/graph/api/resources/serviceprincipal
+    "id", "appId", "appDisplayName", "displayName", "accountEnabled", "appOwnerOrganizationId",
+    "appRoleAssignmentRequired", "servicePrincipalType", "servicePrincipalNames", "keyCredentials",
+    "passwordCredentials", "tags",
+)
 
 BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
     # --- Microsoft Defender XDR (security) -------------------------------------------------
     SourceSpec(
         name="security.alerts_v2",
+        doc="https://learn.microsoft.com/graph/api/security-list-alerts_v2",
         path="/security/alerts_v2",
         mode="window",
         permissions=["SecurityAlert.Read.All|SecurityAlert.ReadWrite.All"],
@@ -47,6 +98,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
     ),
     SourceSpec(
         name="security.incidents",
+        doc="https://learn.microsoft.com/graph/api/security-list-incidents",
         path="/security/incidents",
         mode="window",
         permissions=["SecurityIncident.Read.All|SecurityIncident.ReadWrite.All"],
@@ -101,6 +153,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
     # Retry-After) --------------------------------------------------------------------------
     SourceSpec(
         name="identity_protection.risky_users",
+        doc="https://learn.microsoft.com/graph/api/riskyuser-list",
         path="/identityProtection/riskyUsers",
         mode="window",
         permissions=["IdentityRiskyUser.Read.All|IdentityRiskyUser.ReadWrite.All"],
@@ -113,12 +166,18 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         overlap="3h",
         delay="5m",
         throttle_class="identity_protection",
+        headers=_PREFER_ENUMS,
+        clouds=_GLOBAL_US,
         description="Risky users (full data needs Entra ID P2). Filter operators on "
         "riskLastUpdatedDateTime are undocumented [U]: ge/le; no $top sent (page size [U]). "
-        "Overlap covers the documented up-to-2-hour risk latency.",
+        "Overlap covers the documented up-to-2-hour risk latency. riskDetail is an evolvable enum "
+        "(https://learn.microsoft.com/graph/api/resources/riskdetail): Prefer "
+        "include-unknown-enum-members. Clouds: as Identity Protection's riskDetections [I] (the "
+        "stored riskyuser-list revision shows no cloud table).",
     ),
     SourceSpec(
         name="identity_protection.risk_detections",
+        doc="https://learn.microsoft.com/graph/api/riskdetection-list",
         path="/identityProtection/riskDetections",
         mode="window",
         permissions=["IdentityRiskEvent.Read.All|IdentityRiskEvent.ReadWrite.All"],
@@ -133,12 +192,20 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         overlap="6h",
         delay="5m",
         throttle_class="identity_protection",
+        event_time_field="activityDateTime",
+        headers=_PREFER_ENUMS,
+        clouds=_GLOBAL_US,
         description="Risk detections on lastUpdatedDateTime so late offline detections and "
         "state changes arrive; $top max 500 (501 is a 400). additionalInfo stays the JSON "
-        "string Graph sent.",
+        "string Graph sent. event_time is activityDateTime, \"Date and time that the risky "
+        "activity occurred\" (https://learn.microsoft.com/graph/api/resources/riskdetection); "
+        "lastUpdatedDateTime stays the cursor. Global and US Government only "
+        "(https://learn.microsoft.com/graph/api/riskdetection-list). riskDetail is an evolvable "
+        "enum (https://learn.microsoft.com/graph/api/resources/riskdetail).",
     ),
     SourceSpec(
         name="identity_protection.risky_service_principals",
+        doc="https://learn.microsoft.com/graph/api/identityprotectionroot-list-riskyserviceprincipals",
         path="/identityProtection/riskyServicePrincipals",
         mode="window",
         permissions=["IdentityRiskyServicePrincipal.Read.All|IdentityRiskyServicePrincipal.ReadWrite.All"],
@@ -151,10 +218,15 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         overlap="3h",
         delay="5m",
         throttle_class="identity_protection",
-        description="Risky service principals (Workload ID Premium). Operators [U]: ge/le.",
+        headers=_PREFER_ENUMS,
+        clouds=_GLOBAL_US,
+        description="Risky service principals (Workload ID Premium). Operators [U]: ge/le. "
+        "riskDetail is an evolvable enum (https://learn.microsoft.com/graph/api/resources/riskdetail). "
+        "Clouds: as Identity Protection's riskDetections [I].",
     ),
     SourceSpec(
         name="identity_protection.service_principal_risk_detections",
+        doc="https://learn.microsoft.com/graph/api/identityprotectionroot-list-serviceprincipalriskdetections",
         path="/identityProtection/servicePrincipalRiskDetections",
         mode="window",
         permissions=["IdentityRiskEvent.Read.All|IdentityRiskEvent.ReadWrite.All"],
@@ -167,8 +239,14 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         overlap="6h",
         delay="5m",
         throttle_class="identity_protection",
+        event_time_field="activityDateTime",
+        headers=_PREFER_ENUMS,
+        clouds=_GLOBAL_US,
         description="Service principal risk detections (offline, late). Operators and page "
-        "size [U]: ge/le, no $top.",
+        "size [U]: ge/le, no $top. event_time is activityDateTime (the risky activity; "
+        "https://learn.microsoft.com/graph/api/resources/serviceprincipalriskdetection); "
+        "lastUpdatedDateTime stays the cursor. riskDetail is an evolvable enum "
+        "(https://learn.microsoft.com/graph/api/resources/riskdetail). Clouds: as riskDetections [I].",
     ),
     # --- Entra audit logs (5 requests / 10 s per app per tenant) --------------------------
     SourceSpec(
@@ -187,8 +265,12 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         delay="2m",
         window_chunk="1d",
         throttle_class="identity_reports",
+        headers=_PREFER_ENUMS,
         description="Interactive sign-ins (v1.0 returns interactive only). createdDateTime "
-        "accepts eq/le/ge only - never gt/lt; newest first; $top max = default = 1000.",
+        "accepts eq/le/ge only - never gt/lt; newest first; $top max = default = 1000. The signIn "
+        "resource's riskDetail is the evolvable riskDetail enum "
+        "(https://learn.microsoft.com/graph/api/resources/signin, .../resources/riskdetail): Prefer "
+        "include-unknown-enum-members.",
     ),
     *(
         SourceSpec(
@@ -209,7 +291,10 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
             delay="2m",
             window_chunk="1d",
             throttle_class="identity_reports",
-            description=f"{label} sign-ins: beta only, with the signInEventTypes filter.",
+            headers=_PREFER_ENUMS,
+            description=f"{label} sign-ins: beta only, with the signInEventTypes filter. Prefer "
+            "include-unknown-enum-members (riskDetail is evolvable: "
+            "https://learn.microsoft.com/graph/api/resources/riskdetail).",
         )
         for suffix, event_type, label in (
             ("non_interactive", "nonInteractiveUser", "Non-interactive user"),
@@ -235,6 +320,7 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
     ),
     SourceSpec(
         name="audit_logs.provisioning",
+        doc="https://learn.microsoft.com/graph/api/provisioningobjectsummary-list",
         path="/auditLogs/provisioning",
         mode="window",
         permissions=[_AUDIT],
@@ -246,8 +332,10 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         overlap="30m",
         delay="5m",
         throttle_class="identity_reports",
+        clouds=_GLOBAL_US,
         description="Provisioning events: activityDateTime accepts gt/lt only (case-sensitive). "
-        "Licence commonly P1/P2 [U]; $top [U]: none sent.",
+        "Licence commonly P1/P2 [U]; $top [U]: none sent. Global and US Government only, not "
+        "China (https://learn.microsoft.com/graph/api/provisioningobjectsummary-list).",
     ),
     # --- Directory inventory (delta; resource-unit budget) --------------------------------
     SourceSpec(
@@ -258,8 +346,15 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="15m",
         full_resync="24h",
         throttle_class="directory",
+        select=USER_SELECT,
+        event_time_field=None,
         description="Users via delta: no $top (rejected on user delta), deltaLink stored whole, "
-        "410/syncStateNotFound -> full resync, @removed -> removal records, replays deduplicated.",
+        "410/syncStateNotFound -> full resync, @removed -> removal records, replays deduplicated. "
+        "$select USER_SELECT: without it only the default properties are tracked, so an "
+        "accountEnabled/userType/on-premises sync change produced no record "
+        "(https://learn.microsoft.com/graph/api/user-delta; "
+        "https://learn.microsoft.com/graph/delta-query-overview#limitations). No timestamp of "
+        "the change: event_time is when td-graph observed it.",
     ),
     SourceSpec(
         name="directory.groups",
@@ -269,7 +364,11 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="15m",
         full_resync="24h",
         throttle_class="directory",
-        description="Groups via delta (no $top on group delta).",
+        select=GROUP_SELECT,
+        event_time_field=None,
+        description="Groups via delta (no $top on group delta). $select GROUP_SELECT: only "
+        "selected properties are tracked (https://learn.microsoft.com/graph/api/group-delta; "
+        "https://learn.microsoft.com/graph/api/resources/group). event_time: observed.",
     ),
     SourceSpec(
         name="directory.devices",
@@ -279,7 +378,11 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="15m",
         full_resync="24h",
         throttle_class="directory",
-        description="Entra devices via delta.",
+        select=DEVICE_SELECT,
+        event_time_field=None,
+        description="Entra devices via delta. $select DEVICE_SELECT "
+        "(https://learn.microsoft.com/graph/api/device-delta; "
+        "https://learn.microsoft.com/graph/api/resources/device). event_time: observed.",
     ),
     SourceSpec(
         name="directory.applications",
@@ -289,7 +392,11 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="1h",
         full_resync="24h",
         throttle_class="directory",
-        description="App registrations via delta.",
+        select=APPLICATION_SELECT,
+        event_time_field=None,
+        description="App registrations via delta; $select APPLICATION_SELECT (credentials and "
+        "requested permissions: https://learn.microsoft.com/graph/api/application-delta; "
+        "https://learn.microsoft.com/graph/api/resources/application). event_time: observed.",
     ),
     SourceSpec(
         name="directory.service_principals",
@@ -299,7 +406,11 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         interval="1h",
         full_resync="24h",
         throttle_class="directory",
-        description="Service principals via delta (permission include not readable; inferred [I]).",
+        select=SERVICE_PRINCIPAL_SELECT,
+        event_time_field=None,
+        description="Service principals via delta (permission include not readable; inferred [I]). "
+        "$select SERVICE_PRINCIPAL_SELECT (https://learn.microsoft.com/graph/api/serviceprincipal-delta; "
+        "https://learn.microsoft.com/graph/api/resources/serviceprincipal). event_time: observed.",
     ),
     # --- Governance --------------------------------------------------------------------------
     SourceSpec(
@@ -309,8 +420,11 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         permissions=["ConsentRequest.Read.All|ConsentRequest.ReadWrite.All"],
         interval="30m",
         throttle_class="default",
+        event_time_field=None,
         description="Admin-consent requests; emitted again when pending scopes or user requests "
-        "change. Data only if the admin-consent workflow is enabled [U].",
+        "change. Data only if the admin-consent workflow is enabled [U]. The request object has "
+        "no timestamp of its own (https://learn.microsoft.com/graph/api/resources/appconsentrequest): "
+        "event_time is when td-graph observed the change.",
     ),
     # --- Intune (1,000 requests / 20 s per app per tenant) -----------------------------------
     SourceSpec(
@@ -376,17 +490,22 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
     ),
     SourceSpec(
         name="reports.office365_active_users",
+        doc="https://learn.microsoft.com/graph/api/reportroot-getoffice365activeuserdetail",
         path="/reports/getOffice365ActiveUserDetail(period='D7')",
         mode="snapshot",
         permissions=["Reports.Read.All"],
         interval="24h",
         throttle_class="usage_reports",
         clouds=("global",),
-        id_field="User Principal Name",
+        id_field=ROW_ID_FIELD,
+        time_field="Report Refresh Date",
         pager=office365_csv_pager,
         description="Microsoft 365 active users (global cloud only): the function answers 302 "
         "to a pre-authenticated CSV, fetched WITHOUT the Authorization header; one record per "
-        "user row. 14 requests / 10 min per report.",
+        "user row. 14 requests / 10 min per report. event_time is the row's Report Refresh Date "
+        "(https://learn.microsoft.com/graph/api/reportroot-getoffice365activeuserdetail). The id "
+        "is a hash of (User Principal Name, Is Deleted, Deleted Date) - see sources/reports.py "
+        "row_id: a UPN alone is not unique (a deleted and a live user may share it).",
     ),
 )
 

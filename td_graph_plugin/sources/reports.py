@@ -15,6 +15,7 @@ host; the body is capped at ``MAX_REPORT_CSV_BYTES``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from urllib.parse import urljoin
 from dataclasses import dataclass, field
@@ -23,7 +24,27 @@ from typing import Any, Iterator
 from ..errors import GraphForeignLink, GraphResponseError
 from ..graph.clouds import display_host, link_problem
 
-__all__ = ["office365_csv_pager", "CsvPage", "DOWNLOAD_HOSTS", "MAX_REPORT_CSV_BYTES", "download_problem"]
+__all__ = ["office365_csv_pager", "CsvPage", "DOWNLOAD_HOSTS", "MAX_REPORT_CSV_BYTES", "download_problem",
+           "ROW_ID_FIELD", "ROW_ID_COLUMNS", "row_id"]
+
+# A report row's identity.  The active-user detail report has no object id: its columns are
+# "Report Refresh Date, User Principal Name, Display Name, Is Deleted, Deleted Date, ...,
+# Assigned Products" (https://learn.microsoft.com/graph/api/reportroot-getoffice365activeuserdetail).
+# The UPN alone is not unique: a deleted user and a live one (or two deleted ones) can share it,
+# so the id is a hash of (User Principal Name, Is Deleted, Deleted Date).  Display Name is left
+# out (a rename would look like a removal plus a new user), and so is Assigned Products (a licence
+# change would too).  With the tenant's concealed-names setting the UPN column holds an
+# anonymised value; the hash keys on it the same way (whether that value is stable across
+# refreshes is undocumented [U]).  UPNs compare case-insensitively, as Entra does.  The id is added to the row under
+# ``ROW_ID_FIELD`` (td-graph's, not a report column) so dedup and sweeps key on it.
+ROW_ID_FIELD = "td_graph_row_id"
+ROW_ID_COLUMNS = ("User Principal Name", "Is Deleted", "Deleted Date")
+
+
+def row_id(row: dict[str, Any]) -> str:
+    """A stable id for one report row: sha256 of its identity columns, 32 hex digits."""
+    key = "\x1f".join(str(row.get(c) or "").strip().casefold() for c in ROW_ID_COLUMNS)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 # Where Graph's usage-report functions redirect to.  Microsoft documents the 302's Location as
 # "https://reports.office.com/data/download/JDFKdf2_eJXKS034dbc7e0t__XDe" ("If successful,
@@ -95,4 +116,7 @@ def office365_csv_pager(client: Any, spec: Any, url: str, params: dict[str, str]
     text = response.content.decode("utf-8-sig", errors="replace")
     reader = csv.DictReader(io.StringIO(text))
     # One page: the report is one download, and a resumable link to "the rest" does not exist.
-    yield CsvPage([{k: v for k, v in row.items() if k is not None} for row in reader])
+    rows = [{k: v for k, v in row.items() if k is not None} for row in reader]
+    for row in rows:
+        row[ROW_ID_FIELD] = row_id(row)
+    yield CsvPage(rows)
