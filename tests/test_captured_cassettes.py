@@ -138,9 +138,11 @@ def check_replay(folder: Path, rp: CaptureReplay) -> None:
         assert all(r["source"] == name and r["tenant"] == "captured" for r in sr.records)
 
 
-@pytest.mark.parametrize("folder", captures(), ids=lambda p: str(p.relative_to(CAPTURED)))
-def test_every_capture_in_the_repository_replays(folder, tmp_path):
-    check_replay(folder, replay_capture(folder, tmp_path))
+def test_every_capture_in_the_repository_replays(tmp_path):
+    """Every folder under cassettes/captured/ (none yet: operators contribute them); a loop, not a
+    parametrization, so an empty folder is a passing test rather than a skipped one."""
+    for n, folder in enumerate(captures()):
+        check_replay(folder, replay_capture(folder, tmp_path / str(n)))
 
 
 def test_a_fresh_capture_of_the_simulator_replays(tmp_path, monkeypatch):
