@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11: the Debian packages the host
-# tests start (syslog-ng with its Python module, rsyslog, Prometheus), a virtualenv with
+# tests start (syslog-ng with its Python module, rsyslog, Prometheus; systemd for systemd-analyze), a virtualenv with
 # td-graph and its test extras, then pytest. Arguments go to pytest (e.g. -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # rsyslog and syslog-ng-core conflict in Debian (both provide system-log-daemon), so they cannot
 # be installed side by side: syslog-ng and Prometheus are installed, rsyslog's libraries too,
 # and the rsyslog package itself is unpacked into .cache/rsyslog for the tests to start.
-debs=(syslog-ng-core syslog-ng-mod-python python3-venv prometheus libestr0 libfastjson4 liblognorm5)
+debs=(syslog-ng-core syslog-ng-mod-python python3-venv prometheus libestr0 libfastjson4 liblognorm5 systemd)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
