@@ -19,6 +19,7 @@ class FakePage:
     delta_link: str | None = None
     request_id: str | None = "req-1"
     raw: dict[str, Any] = field(default_factory=dict)
+    header_ok: bool = True  # a CSV report pager's mark: the header had the documented columns
 
 
 class FakeWindowClient:

@@ -135,8 +135,11 @@ def test_window_pages_with_bad_items(tmp_path, pages):
     assert len(records) == len(expected), "an id appearing twice is emitted once"
     assert run.stats.skipped_bad == sum(1 for i in flat if not _valid(i))
     for r in records:
-        ts = parse_time(r["data"].get("createdDateTime"))
-        assert r["event_time"] is None or ts is not None
+        # The contract: event_time is never null; without a usable time it is when td-graph saw
+        # the record (the fake clock T0, written out).
+        assert isinstance(r["event_time"], str) and r["event_time"].endswith("Z")
+        if parse_time(r["data"].get("createdDateTime")) is None:
+            assert r["event_time"] == "2026-11-26T12:00:00Z"
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -184,12 +184,65 @@ def test_records_are_the_contract_envelope_around_unchanged_data(runs, name):
         assert data in documented
         assert rec["id"] == rec["data"][spec.id_field]
         if "removed" in rec:
-            assert rec["event_time"] is None
             assert rec["removed"] == rec["data"]["@removed"]["reason"]
-        elif spec.time_field:
-            assert rec["event_time"] == format_time(parse_time(rec["data"].get(spec.time_field)))
-        else:
-            assert rec["event_time"] is None
+        _check_event_time(name, rec)
+
+
+# When each source's thing happened, written by hand from the resources' documentation (the
+# contract: event_time is never null; an object with no timestamp gets the time td-graph saw it).
+EVENT_TIME_FIELD = {
+    "audit_logs.directory_audits": "activityDateTime",  # directoryAudit: when the activity was performed
+    "audit_logs.provisioning": "activityDateTime",
+    "audit_logs.sign_ins": "createdDateTime",  # signIn: when the sign-in was initiated
+    "audit_logs.sign_ins_managed_identity": "createdDateTime",
+    "audit_logs.sign_ins_non_interactive": "createdDateTime",
+    "audit_logs.sign_ins_service_principal": "createdDateTime",
+    "identity_protection.risk_detections": "activityDateTime",  # riskDetection: when the risky activity occurred
+    "identity_protection.service_principal_risk_detections": "activityDateTime",
+    "identity_protection.risky_users": "riskLastUpdatedDateTime",
+    "identity_protection.risky_service_principals": "riskLastUpdatedDateTime",
+    "intune.audit_events": "activityDateTime",
+    "intune.compliance_policies": "lastModifiedDateTime",
+    "intune.device_configurations": "lastModifiedDateTime",
+    "intune.managed_devices": "lastSyncDateTime",
+    "reports.office365_active_users": "Report Refresh Date",  # a date: midnight UTC
+    "reports.user_registration_details": "lastUpdatedDateTime",
+    "security.alerts_v2": "lastUpdateDateTime",
+    "security.incidents": "lastUpdateDateTime",
+    "security.secure_score_control_profiles": "lastModifiedDateTime",
+    "security.secure_scores": "createdDateTime",
+}
+OBSERVED = "2026-11-26T12:00:00Z"  # the replay's clock (tests/vcr_support.NOW), written out
+RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z")
+
+
+def _instant(value):
+    """The standard library's reading of an RFC 3339 value (not td-graph's parser), to the µs."""
+    from datetime import datetime, timezone
+
+    if not isinstance(value, str):
+        return None
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2}))?", value)
+    if m is None:
+        return None
+    day, clock, frac, zone = m.groups()
+    if clock is None:  # a date (report refresh date): midnight UTC
+        return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    text = f"{day}T{clock}" + (f".{(frac + '000000')[:6]}" if frac else "") + ("+00:00" if zone == "Z" else zone)
+    try:
+        return datetime.fromisoformat(text).astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+def _check_event_time(name, rec):
+    assert RFC3339_UTC.fullmatch(rec["event_time"] or ""), f"{name}: event_time {rec['event_time']!r}"
+    field = EVENT_TIME_FIELD.get(name)
+    happened = _instant(rec["data"].get(field)) if field and "removed" not in rec else None
+    if happened is None:  # no timestamp, a removal, or one that is not a time: observed now
+        assert rec["event_time"] == OBSERVED, (name, rec["data"].get(field))
+    else:
+        assert _instant(rec["event_time"]) == happened, (name, field, rec["data"].get(field))
 
 
 @pytest.mark.parametrize("name", SOURCES)
@@ -290,7 +343,9 @@ def test_risk_detection_additional_info_stays_a_json_string(runs):
     assert isinstance(info, str)
     assert info.startswith('[{"Key":"userAgent","Value":"Mozilla/5.0 (Windows NT 10.0;')
     assert orjson.loads(info)[0]["Key"] == "userAgent"
-    assert rec["event_time"] == "2018-09-05T00:11:27.773602Z"
+    # activityDateTime of Microsoft's example (2018-09-05T00:09:18.7822851Z) to the microsecond;
+    # lastUpdatedDateTime (2018-09-05T00:11:27.773602Z) stays the polling cursor.
+    assert rec["event_time"] == "2018-09-05T00:09:18.782285Z"
     first = runs["identity_protection.risk_detections"].graph[0]
     assert first.query["$top"] == "500"
 
@@ -307,7 +362,7 @@ def test_identity_protection_walks_seven_daily_windows(runs):
 def test_risky_user_placeholder_doc_example_is_kept_verbatim(runs):
     run = runs["identity_protection.risky_users"]
     placeholder = record(run, "d1d4a5d4-a5d4-d1d4-d4a5-d4d1d4a5d4d1")
-    assert placeholder["event_time"] is None  # "String (timestamp)" is not a time
+    assert placeholder["event_time"] == "2026-11-26T12:00:00Z"  # "String (timestamp)" is not a time: observed
     assert placeholder["data"]["isDeleted"] == "Boolean"
     jon = record(run, "c2b6c2b9-dddc-acd0-2b39-d519d803dbc3")
     assert jon["event_time"] == "2018-09-22T00:04:49.119596Z" and jon["data"]["riskState"] == "atRisk"
@@ -316,7 +371,8 @@ def test_risky_user_placeholder_doc_example_is_kept_verbatim(runs):
 def test_malformed_documented_timestamp_is_parsed_not_rewritten(runs):
     rec = record(runs["identity_protection.service_principal_risk_detections"], "2856d6e87c5c3a74021ff70291fa68107570c150d8dc145bdea5")
     assert rec["data"]["lastUpdatedDateTime"] == "2021-10-26T16:28:17.8202975Z)"
-    assert rec["event_time"] == "2021-10-26T16:28:17.820297Z"
+    # The record's time is its activityDateTime; the malformed lastUpdatedDateTime is the cursor.
+    assert rec["event_time"] == "2021-10-26T00:00:00Z"
 
 
 def test_sign_ins_use_ge_le_and_beta_adds_the_event_type_filter(runs):

@@ -251,3 +251,91 @@ def test_a_filter_that_edits_data_does_not_break_crash_recovery(catalogue, state
         stop=threading.Event(), now=lambda: T0, record_filter=redact)
     collect_delta(run)
     assert records(again) == [], "both users reached the output before the crash"
+
+
+# --- issue 12 item 5: a sweep needs a plausible full read -----------------------------------
+
+def refused(run):
+    return run.metrics.registry.get_sample_value(
+        "td_graph_errors_total", {"tenant": "contoso", "source": run.spec.name, "kind": "sweep_refused"}) or 0.0
+
+
+def consent(i):
+    return {"id": f"r{i}", "appDisplayName": f"App {i}", "pendingScopes": []}
+
+
+def removed_ids(out):
+    return sorted(r["id"] for r in records(out) if r.get("removed"))
+
+
+@pytest.mark.parametrize("bad_read", [
+    pytest.param(lambda: [FakePage([])], id="empty"),
+    pytest.param(lambda: [FakePage([{"name": "no id"}, {"id": 7}, "text"])], id="only-invalid"),
+    pytest.param(lambda: [FakePage([consent(1), {"id": 7}, {"id": None}, {"x": 1}])], id="mostly-invalid"),
+    pytest.param(lambda: [FakePage([consent(1), consent(2), consent(3)], header_ok=False)], id="csv-header-changed"),
+])
+def test_an_implausible_full_read_is_not_swept(catalogue, state, bad_read):
+    spec = catalogue["governance.app_consent_requests"]
+    client = ScriptedClient([[FakePage([consent(1), consent(2), consent(3)])], bad_read(), [FakePage([consent(1)])]])
+    out = ListOutput()
+    collect_snapshot(run_for(spec, client, state, out))
+    out.lines.clear()
+    second = run_for(spec, client, state, out)
+    collect_snapshot(second)
+    assert removed_ids(out) == [], "an implausible read must not delete what it did not return"
+    assert refused(second) == 1.0
+    out.lines.clear()
+    third = run_for(spec, client, state, out)
+    collect_snapshot(third)  # a plausible read: 1 of 3 remains (not > 10 objects, so no drop guard)
+    assert removed_ids(out) == ["r2", "r3"]
+    assert refused(third) == 0.0
+
+
+def test_a_sudden_drop_is_refused_once_then_swept_when_the_next_read_confirms_it(catalogue, state):
+    spec = catalogue["governance.app_consent_requests"]
+    everyone = [consent(i) for i in range(20)]
+    few = [consent(i) for i in range(5)]  # 15 of 20 gone: > 50% and > 10 objects
+    client = ScriptedClient([[FakePage(everyone)], [FakePage(few)], [FakePage(few)]])
+    out = ListOutput()
+    collect_snapshot(run_for(spec, client, state, out))
+    out.lines.clear()
+    second = run_for(spec, client, state, out)
+    collect_snapshot(second)
+    assert removed_ids(out) == [] and refused(second) == 1.0
+    out.lines.clear()
+    collect_snapshot(run_for(spec, client, state, out))
+    assert removed_ids(out) == sorted(f"r{i}" for i in range(5, 20))
+
+
+def test_a_small_drop_is_swept_at_once(catalogue, state):
+    spec = catalogue["governance.app_consent_requests"]
+    client = ScriptedClient([[FakePage([consent(i) for i in range(20)])], [FakePage([consent(i) for i in range(12)])]])
+    out = ListOutput()
+    collect_snapshot(run_for(spec, client, state, out))
+    out.lines.clear()
+    run = run_for(spec, client, state, out)
+    collect_snapshot(run)
+    assert removed_ids(out) == sorted(f"r{i}" for i in range(12, 20)) and refused(run) == 0.0
+
+
+def test_removals_and_objects_without_a_timestamp_get_the_observed_time(catalogue, state):
+    """Issue 12: event_time is never null; inventory without a timestamp gets collected_at."""
+    spec = catalogue["directory.users"]
+    client = ScriptedClient([[FakePage([user(1), {"id": "u2", "@removed": {"reason": "deleted"}}], delta_link=DELTA1)]])
+    out = ListOutput()
+    collect_delta(run_for(spec, client, state, out, now=T0.replace(microsecond=250000)))
+    assert [(r["id"], r["event_time"]) for r in records(out)] == [
+        ("u1", "2026-11-26T12:00:00.250Z"), ("u2", "2026-11-26T12:00:00.250Z")]
+
+
+def test_a_report_rows_event_time_is_its_refresh_date(catalogue, state):
+    """Issue 12: report rows carry a date-only ``Report Refresh Date``: midnight UTC of that day."""
+    import dataclasses
+
+    spec = dataclasses.replace(catalogue["reports.office365_active_users"], pager=None)  # rows as pages
+    row = {"Report Refresh Date": "2026-11-25", "User Principal Name": "a@contoso.test", "Is Deleted": "False",
+           "Deleted Date": "", spec.id_field: "row-a"}
+    client = ScriptedClient([[FakePage([row])]])
+    out = ListOutput()
+    collect_snapshot(run_for(spec, client, state, out))
+    assert [r["event_time"] for r in records(out)] == ["2026-11-25T00:00:00Z"]

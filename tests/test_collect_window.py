@@ -302,3 +302,22 @@ def test_a_stored_position_in_the_future_is_rewound_logged_and_counted(catalogue
         if s.name == "td_graph_errors_total"
     }
     assert samples.get(("clock", "td_graph_errors_total")) == 1.0, samples
+
+
+def test_event_time_comes_from_event_time_field_or_the_observed_time(state):
+    """Issue 12: ``event_time`` is when the thing happened (``event_time_field``), the cursor
+    stays on ``time_field``; an item without that field gets the observed time, never null."""
+    from td_graph_plugin.spec import SourceSpec
+
+    spec = SourceSpec(name="acme.detections", path="/acme/detections", mode="window", permissions=("Acme.Read",),
+                      time_field="lastUpdatedDateTime", event_time_field="activityDateTime")
+    items = [
+        {"id": "d1", "lastUpdatedDateTime": "2026-11-26T11:50:00Z", "activityDateTime": "2026-11-26T09:15:30Z"},
+        {"id": "d2", "lastUpdatedDateTime": "2026-11-26T11:40:00Z"},
+    ]
+    clock = Clock(T0)
+    clock.now = T0.replace(microsecond=123000)  # collected_at 2026-11-26T12:00:00.123Z
+    out = ListOutput()
+    collect_window(make_run(spec, FakeWindowClient(items), state, out, clock))
+    got = {r["id"]: r["event_time"] for r in map(orjson.loads, out.lines)}
+    assert got == {"d1": "2026-11-26T09:15:30Z", "d2": "2026-11-26T12:00:00.123Z"}

@@ -10,6 +10,10 @@ most ``window_chunk`` up to ``now - delay``.  Each page commits the active windo
 keys of what it emitted, so a crash mid-window resumes that same window and skips what was
 already delivered; an event arriving late (inside the overlap) is emitted once, an unchanged
 one never twice, and an alert whose ``lastUpdateDateTime`` moved is emitted again.
+
+A record's ``event_time`` is the spec's ``event_time_field`` (risk detections: the activity
+time, while ``lastUpdatedDateTime`` stays the cursor), or the time td-graph observed the item
+when it has none: never null.  Dedup keys stay on ``time_field``, the field the window reads.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     upper_epoch = upper.timestamp()
     collected_at = run.collected_at()
     id_field, time_field, version_field = spec.id_field, spec.time_field, spec.version_field
+    event_field = spec.event_time_field
 
     for page in run.pages(run.url(), params):
         keyed: list[tuple[str, float, dict[str, Any], datetime | None, Any]] = []
@@ -140,8 +145,7 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
                 continue
             batch.add(key)
             seen.append((key, epoch))
-            # Graph's own string when it is already canonical UTC (most are): no re-formatting.
-            event_time = raw_ts if ts is not None and CANONICAL.match(raw_ts) else format_time(ts)
+            event_time = _event_time(item, event_field, time_field, ts, collected_at)
             record = make_record(run.tenant, spec.name, item[id_field], event_time, collected_at, item)
             if run.admit(record):
                 records.append(record)
@@ -165,6 +169,17 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     return True
 
 
+def _event_time(item: dict[str, Any], field: str | None, time_field: str, ts: datetime | None, observed: str) -> str:
+    """When the thing happened (``event_time_field``; the cursor's ``time_field`` by default),
+    else when td-graph observed it: the contract never writes a null ``event_time``."""
+    raw = item.get(field) if field else None
+    dt = ts if field == time_field else parse_time(raw)
+    if dt is None:
+        return observed
+    # Graph's own string when it is already canonical UTC (most are): no re-formatting.
+    return raw if isinstance(raw, str) and CANONICAL.match(raw) else format_time(dt)
+
+
 def _attach_related(run: SourceRun, records: list[dict[str, Any]]) -> None:
     """Fetch each new object's related collections (incident -> its alerts) and attach them,
     in the shape ``$expand`` would have given: ``data[field] = [...]``."""
@@ -182,7 +197,7 @@ def adopt_window(
     spec: SourceSpec, state: StateStore, config: Config, tenant: str, records: Sequence[dict[str, Any]]
 ) -> Commit:
     """Store the dedup keys of records written after the last checkpoint, keyed exactly as
-    ``_collect_one`` keys them (a record without an event time: its window's upper bound)."""
+    ``_collect_one`` keys them (a record without a time-field value: its window's upper bound)."""
     cursor = state.cursor(tenant, spec.name) or {}
     active = cursor.get("active") or {}
     fallback = to_epoch(parse_time(active.get("upper"))) or time.time()
@@ -190,7 +205,11 @@ def adopt_window(
     for r in records:
         data = r.get("data") or {}
         version = data.get(spec.version_field) if spec.version_field else None
-        seen.append((window_key(str(r["id"]), version), to_epoch(parse_time(r.get("event_time"))) or fallback))
+        # Keyed on the cursor's time field, as _collect_one keys it (event_time may be another one).
+        ts = parse_time(data.get(spec.time_field)) if spec.time_field else None
+        if ts is None and spec.event_time_field == spec.time_field and r.get("event_time") != r.get("collected_at"):
+            ts = parse_time(r.get("event_time"))  # the same field (an observed-time stamp is not)
+        seen.append((window_key(str(r["id"]), version), to_epoch(ts) or fallback))
     return Commit(tenant, spec.name, cursor=cursor, seen=seen)
 
 

@@ -80,6 +80,13 @@ class CsvPage:
     delta_link: str | None = None
     request_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # False when the CSV header lacks a column td-graph relies on (``REQUIRED_COLUMNS``): the
+    # snapshot collector then refuses to sweep, so a changed report never "deletes" every user.
+    header_ok: bool = True
+
+
+# The documented columns the records depend on (identity and event time; see ROW_ID_COLUMNS).
+REQUIRED_COLUMNS = ("Report Refresh Date", *ROW_ID_COLUMNS)
 
 
 def office365_csv_pager(client: Any, spec: Any, url: str, params: dict[str, str] | None) -> Iterator[CsvPage]:
@@ -119,4 +126,4 @@ def office365_csv_pager(client: Any, spec: Any, url: str, params: dict[str, str]
     rows = [{k: v for k, v in row.items() if k is not None} for row in reader]
     for row in rows:
         row[ROW_ID_FIELD] = row_id(row)
-    yield CsvPage(rows)
+    yield CsvPage(rows, header_ok=set(REQUIRED_COLUMNS) <= set(reader.fieldnames or ()))
