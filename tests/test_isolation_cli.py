@@ -83,6 +83,13 @@ class Env:
     def release(self, user: str, *extra: str) -> subprocess.CompletedProcess:
         return self.run("release", "-c", self.config, "--tenant", "demo", user, "--reason", "INC-42 closed", *extra)
 
+    def emitted(self) -> list[dict]:
+        """The audit records the collector's feed emits now (``isolate`` never prints them to a
+        terminal with ``output.type: stdout``: they wait for the collector, exactly once)."""
+        run = self.run("run", "-c", self.config, "--once", "--sources", "td_graph.isolation")
+        assert run.returncode == 0, run.stderr
+        return _records(run.stdout)
+
     def graph_writes(self) -> list:
         return [r for r in self.sim.requests if r.tenant_id == self.t.tenant_id and r.method != "GET"
                 and not r.path.endswith("/oauth2/v2.0/token")]
@@ -102,7 +109,8 @@ def test_dry_run_exit_0_sends_no_write_and_emits_the_audit_record(sim, tmp_path)
     p = e.isolate("alice@contoso.test", "--dry-run", "--force-password-change")
     assert p.returncode == 0, p.stderr
     assert e.graph_writes() == [] and e.d.writes == []
-    (rec,) = _records(p.stdout)
+    assert p.stdout == "", "isolate prints no audit record into the operator's terminal"
+    (rec,) = e.emitted()
     assert rec["source"] == "td_graph.isolation" and rec["tenant"] == "demo"
     assert rec["data"]["dry_run"] is True and rec["data"]["outcome"] == "dry_run"
     assert rec["data"]["target"]["id"] == e.alice["id"]
@@ -160,7 +168,7 @@ def test_refusals_and_usage_errors_have_their_exit_codes(sim, tmp_path):
     e = Env(sim, tmp_path)
     p = e.isolate(e.bg["id"])  # protected by UPN, typed as object id
     assert p.returncode == 1 and "REFUSED" in p.stderr and "protected" in p.stderr
-    assert _records(p.stdout)[0]["data"]["outcome"] == "refused"
+    assert [r["data"]["outcome"] for r in e.emitted()] == ["refused"]
     e.d.assign_role(e.alice["id"], "Security Administrator")
     p = e.isolate("alice@contoso.test")
     assert p.returncode == 1 and "--allow-privileged" in p.stderr
@@ -187,7 +195,8 @@ def test_partial_failure_exits_1_and_reports_each_step(sim, tmp_path):
     assert p.returncode == 1
     assert "ok       disable account" in p.stderr and "FAILED   revoke sessions" in p.stderr
     assert "RESULT: PARTIAL" in p.stderr and "what to do" in p.stderr
-    rec = _records(p.stdout)[0]["data"]
+    (emitted,) = e.emitted()
+    rec = emitted["data"]
     assert rec["outcome"] == "partial"
     by = {s["step"]: s for s in rec["steps"]}
     assert by["disable"]["status"] == "ok" and by["disable"]["request_id"]
@@ -201,6 +210,7 @@ def test_no_secret_or_token_in_any_output(sim, tmp_path):
     e.run("--log-level", "debug", "isolate", "-c", e.config, "--tenant", "demo", "alice@contoso.test",
           "--reason", "INC-42", "--force-password-change")
     e.release("alice@contoso.test")
+    assert len(e.emitted()) == 3  # the collector's feed emits the three audit records
     blob = "".join(e.outputs)
     assert "td_graph.isolation" in blob and "RESULT" in blob  # the outputs were captured
     assert e.t.client_secret not in blob
