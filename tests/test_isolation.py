@@ -10,129 +10,19 @@ graph.microsoft.com cassettes are in test_isolation_cassettes.py.
 from __future__ import annotations
 
 import logging
-import re
-import uuid
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+import os
+import pwd
 
 import orjson
 import pytest
+from isolation_support import StaticTokens, World, steps
 
-from td_graph_plugin.config.model import Config, Secret, TenantConfig
-from td_graph_plugin.graph.classify import classify
+from td_graph_plugin.config.model import Config
 from td_graph_plugin.isolation import IsolationService, open_store, render
 from td_graph_plugin.isolation.resolve import user_path
-from td_graph_plugin.metrics import Metrics
 from td_graph_plugin.plugins import create_plugin_manager
 from td_graph_plugin.simulator import GraphSimulator
 from td_graph_plugin.simulator import directory_writes as dw
-from td_graph_plugin.simulator import routes
-from td_graph_plugin.state import StateStore
-
-SMALL = {"users": 8, "sign_ins": 0, "directory_audits": 0, "alerts": 0}
-
-
-@dataclass
-class _Resp:
-    status_code: int
-    headers: dict[str, str]
-    content: bytes
-    td_json: dict
-
-
-@dataclass
-class _Reply:
-    """``GraphClient.fetch``'s answer: the response and its decoded JSON object."""
-
-    response: _Resp
-    data: dict
-
-    @property
-    def request_id(self) -> str | None:
-        return self.response.headers.get("request-id")
-
-
-@dataclass
-class _Page:
-    items: list[dict]
-    next_link: str | None
-    delta_link: str | None
-    request_id: str | None
-    raw: dict
-
-
-class StaticTokens:
-    def token(self) -> str:
-        return "tok-static-0123456789"
-
-    def invalidate(self) -> None:
-        pass
-
-
-class InProcessGraph:
-    """A GraphClient look-alike that calls the simulator's route handlers in-process."""
-
-    def __init__(self, sim: GraphSimulator, tenant: Any) -> None:
-        self.sim, self.tenant = sim, tenant
-        self.tokens = StaticTokens()
-        self.calls: list[tuple[str, str, dict, Any]] = []
-        self.failures: list[tuple[str, re.Pattern, int]] = []  # (method, path regex, status): once each
-
-    def fail(self, method: str, path_regex: str, status: int = 503) -> None:
-        self.failures.append((method, re.compile(path_regex), status))
-
-    def url(self, version: str, path: str) -> str:
-        return f"{self.sim.base_url}/{version}/{path.lstrip('/')}"
-
-    def request(self, method: str, url: str, *, params=None, json=None, headers=None, source="-",
-                throttle_class="default", expect_json=True, **kw: Any) -> _Resp:
-        parts = urlsplit(url)
-        path = unquote(parts.path)
-        version, _, rest = path.lstrip("/").partition("/")
-        rest = "/" + rest
-        query = dict(parse_qsl(parts.query))
-        query.update(params or {})
-        query = {(k.lower() if k.startswith("$") else k): v for k, v in query.items()}
-        self.calls.append((method, rest, query, json))
-        rid = str(uuid.uuid4())
-        hdrs = {"request-id": rid}
-        for i, (m, rx, status) in enumerate(self.failures):
-            if m == method and rx.fullmatch(rest):
-                del self.failures[i]
-                body = orjson.dumps({"error": {"code": "serviceNotAvailable", "message": "injected"}})
-                raise classify(status, body, hdrs, rest)
-        route, match, _known = routes.match(method, version, rest)
-        if route is None:
-            raise classify(400, orjson.dumps({"error": {"code": "BadRequest", "message": f"no route {rest}"}}), hdrs, rest)
-        for requirement in route.permissions:
-            if not self.tenant.has_permission(requirement):
-                raise classify(403, orjson.dumps({"error": {"code": "Authorization_RequestDenied",
-                                                            "message": "Insufficient privileges to complete the operation."}}), hdrs, rest)
-        body = orjson.dumps(json) if json is not None else b""
-        req = routes.SimRequest(method, version, rest, query, {}, body, json, self.tenant, match, self.sim)
-        status, data, rhdrs, _ctype = routes.to_wire(route.handler(req))
-        hdrs.update(rhdrs)
-        if not 200 <= status < 300:
-            raise classify(status, data, hdrs, rest)
-        return _Resp(status, hdrs, data, orjson.loads(data) if (data and expect_json) else {})
-
-    def fetch(self, method: str, url: str, **kw: Any) -> _Reply:
-        resp = self.request(method, url, **kw)
-        return _Reply(resp, resp.td_json)
-
-    def pages(self, url: str, *, params=None, prefetch=True, **kw: Any):
-        first = True
-        while url:
-            resp = self.request("GET", url, params=params if first else None)
-            first = False
-            data = resp.td_json
-            yield _Page(data.get("value", []), data.get("@odata.nextLink"), None, resp.headers["request-id"], {})
-            url = data.get("@odata.nextLink")
-
-    @property
-    def writes(self) -> list[tuple[str, str, Any]]:
-        return [(m, p, b) for m, p, _q, b in self.calls if m != "GET"]
 
 
 @pytest.fixture(scope="module")
@@ -142,53 +32,11 @@ def sim():
         yield s
 
 
-class World:
-    """One simulated tenant, its directory, a service with state, emitted records and metrics."""
-
-    def __init__(self, sim: GraphSimulator, tmp_path: Any, protected: tuple[str, ...] = ()) -> None:
-        self.sim = sim
-        self.t = sim.add_tenant(volumes=SMALL)
-        self.d = dw.directory(self.t)
-        self.client = InProcessGraph(sim, self.t)
-        self.tenant_cfg = TenantConfig(name="contoso", tenant_id=self.t.tenant_id, client_id=self.t.client_id,
-                                       client_secret=Secret(self.t.client_secret))
-        self.config = Config(tenants=(self.tenant_cfg,), protected_users=protected)
-        self.state = StateStore(str(tmp_path / f"state-{uuid.uuid4().hex[:6]}.db"))
-        self.metrics = Metrics()
-        self.emitted: list[dict] = []
-        self.svc = IsolationService(self.config, state=self.state, metrics=self.metrics, emit=self.emitted.append,
-                                    client_factory=lambda t: self.client, sleep=lambda s: None)
-        self.alice = self.d.add_user("alice@contoso.test", "Alice Example")
-
-    def isolate(self, user: str | None = None, **kw: Any):
-        kw.setdefault("reason", "INC-7")
-        return self.svc.isolate("contoso", user or self.alice["id"], kw.pop("reason"), kw.pop("steps", None),
-                                kw.pop("dry_run", False), **kw)
-
-    def release(self, user: str | None = None, **kw: Any):
-        return self.svc.release("contoso", user or self.alice["id"], kw.pop("reason", "INC-7 closed"),
-                                kw.pop("dry_run", False), **kw)
-
-    def user(self, uid: str) -> dict:
-        return self.d.find_user(uid)
-
-    def sim_writes(self) -> list[dict]:
-        return [w for w in self.d.writes if 200 <= w["status"] < 300]
-
-    def metric(self, action: str, result: str) -> float:
-        return self.metrics.registry.get_sample_value(
-            "td_graph_isolation_actions_total", {"tenant": "contoso", "action": action, "result": result}) or 0.0
-
-
 @pytest.fixture
 def world(sim, tmp_path):
     w = World(sim, tmp_path)
     yield w
     w.state.close()
-
-
-def steps(result) -> dict[str, Any]:
-    return {s.name: s for s in result.steps}
 
 
 # --------------------------------------------------------------------------- happy path and dry run
@@ -271,13 +119,20 @@ def test_a_protected_entry_that_cannot_be_checked_fails_closed(world):
     world.svc.config = Config(tenants=(world.tenant_cfg,), protected_users=("bg3@contoso.test",))
     world.client.fail("GET", r"/users/bg3@contoso\.test", 503)
     r = world.isolate()
-    assert r.outcome == "refused" and "could not check isolation.protected_users" in steps(r)["guard"].detail
+    assert r.outcome == "refused" and "isolation.protected_users entries that could not be checked" in steps(r)["guard"].detail
+    assert "bg3@contoso.test" in steps(r)["guard"].detail
     assert world.client.writes == []
 
 
-def test_unknown_protected_entry_is_only_a_note(world):
+def test_unknown_protected_entry_refuses_and_names_it(world):
+    """Fail closed (issue 13, High 2): an entry that resolves to nothing (a typo, a deleted
+    account, an alias Graph does not know) refuses the isolation and names the entry."""
     world.svc.config = Config(tenants=(world.tenant_cfg,), protected_users=("gone@contoso.test",))
-    assert world.isolate().outcome == "ok"
+    r = world.isolate()
+    assert r.outcome == "refused" and r.exit_code == 1
+    assert "gone@contoso.test" in steps(r)["guard"].detail
+    assert world.client.writes == [] and world.d.writes == []
+    assert world.user(world.alice["id"])["accountEnabled"] is True
 
 
 def test_own_application_is_refused(world):
@@ -486,14 +341,14 @@ def test_release_does_not_reenable_when_the_isolation_did_not_disable(world):
 # --------------------------------------------------------------------------- audit, metric, secrets
 
 
-def test_every_action_is_stored_and_emitted_as_an_envelope(world, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "soc-night-shift")
+def test_every_action_is_stored_and_emitted_as_an_envelope(world):
+    operator = pwd.getpwuid(os.getuid()).pw_name  # the real uid's login (issue 13: never $USER)
     r = world.isolate(reason="INC-4711 phishing")
     rec = world.emitted[-1]
     assert set(rec) == {"tenant", "tenant_id", "source", "id", "event_time", "collected_at", "data"}
     assert rec["source"] == "td_graph.isolation" and rec["id"] == r.action_id and rec["tenant_id"] == world.t.tenant_id
     d = rec["data"]
-    assert d["requested_by"] == "soc-night-shift" and d["reason"] == "INC-4711 phishing"
+    assert d["requested_by"] == operator and d["reason"] == "INC-4711 phishing"
     assert d["target"] == {"id": world.alice["id"], "userPrincipalName": "alice@contoso.test", "displayName": "Alice Example"}
     assert d["before"]["accountEnabled"] is True and d["after"]["accountEnabled"] is False
     assert [x["step"] for x in d["steps"]][3:5] == ["disable", "revoke_sessions"]
@@ -501,9 +356,11 @@ def test_every_action_is_stored_and_emitted_as_an_envelope(world, monkeypatch):
     assert d["dry_run"] is False and d["outcome"] == "ok"
     stored = list(world.state.isolations("contoso", world.alice["id"]))
     assert stored[-1]["action"] == "isolate" and stored[-1]["id"] == r.action_id and stored[-1]["data"] == d
+    # Before the first write a started record was stored (issue 13, Medium 8).
+    assert stored[-2]["id"] == r.action_id + ":started" and stored[-2]["data"]["outcome"] == "pending"
     world.release(requested_by="lead-analyst")
     assert world.emitted[-1]["data"]["requested_by"] == "lead-analyst"
-    assert world.emitted[-1]["data"]["os_user"] == "soc-night-shift"  # who really ran it stays on record
+    assert world.emitted[-1]["data"]["os_user"] == operator  # who really ran it stays on record
     assert world.metric("isolate", "ok") == 1.0 and world.metric("release", "ok") == 1.0
     assert b'td_graph_isolation_actions_total{action="isolate",result="ok",tenant="contoso"} 1.0' in world.metrics.exposition()
 
@@ -528,7 +385,8 @@ def test_audit_failure_is_reported_and_not_hidden(world):
 
     world.svc.emit = broken
     r = world.isolate()
-    assert r.outcome == "ok" and r.exit_code == 1 and "disk full" in r.audit_error
+    assert r.outcome == "ok" and r.exit_code == 1 and "written to the output" in r.audit_error
+    assert "OSError" in r.audit_error and "disk full" not in r.audit_error  # the kind, never the raw text
     assert list(world.state.isolations("contoso", world.alice["id"]))  # still stored
     assert "AUDIT ERROR" in render(r)
 
@@ -550,7 +408,9 @@ def test_the_api_is_the_one_entry_point_a_soar_calls(world, tmp_path):
         assert [s["status"] for s in out["steps"] if s["step"] in ("disable", "revoke_sessions")] == ["ok", "ok"]
         rel = svc.release("contoso", "alice@contoso.test", "INC-9 closed", False, force=False,
                           requested_by="soar-playbook").to_dict()
-        assert [r["action"] for r in store.isolations("contoso", world.alice["id"])] == ["isolate", "release"]
+        stored = list(store.isolations("contoso", world.alice["id"]))
+        assert [(r["action"], r["data"]["outcome"]) for r in stored] == [
+            ("isolate", "pending"), ("isolate", "ok"), ("release", "pending"), ("release", "ok")]
     assert rel["outcome"] == "ok" and world.user(world.alice["id"])["accountEnabled"] is True
     assert [r["data"]["action"] for r in emitted] == ["isolate", "release"]
 

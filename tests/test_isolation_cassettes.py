@@ -4,7 +4,9 @@ Each cassette in ``cassettes/isolation/`` holds one scenario's HTTP exchanges wi
 ``https://graph.microsoft.com``: the bodies are the documented / observed ones of
 graph-facts §0.3, §0.6 and §9 (PATCH 204, revoke 200 ``{"value": true}`` and the documented
 204, 403 ``Authorization_RequestDenied``, 404 ``Request_ResourceNotFound``, 429 with
-``Retry-After``).  They are *synthesised* (there is no live tenant here): recorded by vcrpy
+``Retry-After``) and the PIM eligibility lists the guard rails read (the documented samples of
+https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances and
+https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances).  They are *synthesised* (there is no live tenant here): recorded by vcrpy
 from a scripted loopback server with the host rewritten to graph.microsoft.com, the
 ``Authorization`` header scrubbed to ``Bearer REDACTED`` and tokens injected (no login
 exchange).  To regenerate them::
@@ -138,6 +140,15 @@ def _script(srv: Any, name: str) -> None:
 
     users = "/v1.0/users"
     ra = "/v1.0/roleManagement/directory/roleAssignments"
+    re_ = "/v1.0/roleManagement/directory/roleEligibilityScheduleInstances"
+    ge = "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
+
+    def no_pim() -> None:  # PIM: no eligible role, no eligible group (issue 13, Medium 9)
+        srv.route("GET", re_, Resp(200, json=_empty("roleManagement/directory/roleEligibilityScheduleInstances"),
+                                   headers=_headers(11)))
+        srv.route("GET", ge, Resp(200, json=_empty("identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"),
+                                  headers=_headers(12)))
+
     member_of = f"{users}/{USER_ID}/transitiveMemberOf"
     before = "2026-02-20T08:15:02Z"
     after = "2026-03-02T03:12:47Z"
@@ -154,10 +165,28 @@ def _script(srv: Any, name: str) -> None:
                        headers=_headers(2)))
         srv.route("GET", ra, no_roles)
         srv.route("GET", member_of, groups)
+        no_pim()
         srv.route("PATCH", f"{users}/{USER_ID}", Resp(204, headers={"request-id": _rid(5), "client-request-id": _rid(5)}))
         srv.route("POST", f"{users}/{USER_ID}/revokeSignInSessions",
                   Resp(200, json={"@odata.context": f"{GRAPH}/v1.0/$metadata#Edm.Boolean", "value": True}, headers=_headers(6)))
         srv.route("GET", f"{users}/{USER_ID}", adele(7, False, after))
+    elif name == "isolate_pim_eligible_refused":
+        srv.route("GET", f"{users}/{UPN}", adele(1, True))
+        srv.route("GET", ra, no_roles)
+        srv.route("GET", member_of, groups)
+        srv.route("GET", re_, Resp(200, json={
+            "@odata.context": f"{GRAPH}/v1.0/$metadata#roleManagement/directory/roleEligibilityScheduleInstances",
+            "value": [{"id": "8MYkhImhnkm70CbBdTyW1BbHHAdHgZdDpbqyEFlRzAs-1-e", "principalId": USER_ID,
+                       "roleDefinitionId": "62e90394-69f5-4237-9190-012177145e10", "directoryScopeId": "/",
+                       "appScopeId": None, "startDateTime": "2026-01-12T14:44:50.287Z", "endDateTime": None,
+                       "memberType": "Direct", "roleEligibilityScheduleId": "77f71919-62f3-4d0c-9f88-0a0391b665cd"}]},
+            headers=_headers(11)))
+        srv.route("GET", ge, Resp(200, json=_empty("identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"),
+                                  headers=_headers(12)))
+        srv.route("GET", "/v1.0/roleManagement/directory/roleDefinitions/62e90394-69f5-4237-9190-012177145e10",
+                  Resp(200, json={"@odata.context": f"{GRAPH}/v1.0/$metadata#roleManagement/directory/roleDefinitions(id,displayName,templateId)/$entity",
+                                  "id": "62e90394-69f5-4237-9190-012177145e10", "displayName": "Global Administrator",
+                                  "templateId": "62e90394-69f5-4237-9190-012177145e10"}, headers=_headers(13)))
     elif name == "isolate_not_found_404":
         srv.route("GET", f"{users}/nobody@contoso.onmicrosoft.com", Resp(404, json=_error(1, "Request_ResourceNotFound",
                   "Resource 'nobody@contoso.onmicrosoft.com' does not exist or one of its queried reference-property objects are not present."),
@@ -182,6 +211,7 @@ def _script(srv: Any, name: str) -> None:
         else:
             srv.route("GET", ra, no_roles)
             srv.route("GET", member_of, groups)
+        no_pim()
         srv.route("PATCH", f"{users}/{uid}", Resp(403, json=_error(5, *DENIED), headers=_headers(5)))
         srv.route("POST", f"{users}/{uid}/revokeSignInSessions", Resp(403, json=_error(9, *DENIED), headers=_headers(9)))
         granted = ["User.Read.All", "Directory.Read.All"]
@@ -203,6 +233,7 @@ def _script(srv: Any, name: str) -> None:
         srv.route("GET", f"{users}/{UPN}", adele(1, True))
         srv.route("GET", ra, no_roles)
         srv.route("GET", member_of, groups)
+        no_pim()
         srv.route("PATCH", f"{users}/{USER_ID}", [
             Resp(429, json={"error": {"code": "TooManyRequests", "innerError": {
                 "code": "429", "date": "2026-03-02T03:12:46", "message": "Please retry after",
@@ -217,6 +248,7 @@ def _script(srv: Any, name: str) -> None:
         srv.route("GET", f"{users}/{UPN}", adele(1, True))
         srv.route("GET", ra, no_roles)
         srv.route("GET", member_of, groups)
+        no_pim()
         srv.route("PATCH", f"{users}/{USER_ID}", [
             Resp(204, headers={"request-id": _rid(5), "client-request-id": _rid(5)}),
             Resp(204, headers={"request-id": _rid(7), "client-request-id": _rid(7)}),
@@ -249,6 +281,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "isolate_missing_permission_403": {"user": USER_ID},
     "isolate_throttled_429": {"user": UPN},
     "isolate_password_revoke204": {"user": UPN, "steps": ["disable", "revoke_sessions", "force_password_change"]},
+    "isolate_pim_eligible_refused": {"user": UPN},
     "release_ok": {"user": UPN, "action": "release"},
 }
 
@@ -411,6 +444,19 @@ def test_revoke_204_and_force_password_change_without_a_password(tmp_path):
     bodies = [orjson.loads(r.body) for r in cassette.requests if r.method == "PATCH"]
     assert bodies == [{"accountEnabled": False}, {"passwordProfile": {"forceChangePasswordNextSignIn": True}}]
     assert b'"password"' not in orjson.dumps(emitted)
+
+
+def test_a_pim_eligible_global_administrator_is_refused_before_any_write(tmp_path):
+    result, _, emitted, cassette = _replay("isolate_pim_eligible_refused", tmp_path)
+    guard = _by_step(result)["guard"]
+    assert result.outcome == "refused" and result.exit_code == 1
+    assert "Global Administrator (PIM-eligible)" in guard.detail and "--allow-privileged" in guard.detail
+    assert _rid(11) in guard.request_ids and _rid(12) in guard.request_ids
+    assert [r.method for r in cassette.requests] == ["GET"] * len(cassette.requests)
+    queries = [r.uri for r in cassette.requests if "EligibilityScheduleInstances" in r.uri or "eligibilityScheduleInstances" in r.uri]
+    assert len(queries) == 2 and all(f"principalId+eq+%27{USER_ID}%27" in q or f"principalId%20eq%20%27{USER_ID}%27" in q
+                                     for q in queries), queries
+    assert emitted[0]["data"]["outcome"] == "refused"
 
 
 def test_release_restores_from_the_snapshot(tmp_path):

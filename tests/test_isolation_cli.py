@@ -130,14 +130,16 @@ def test_isolate_and_release_with_the_file_output_keep_its_offset(sim, tmp_path)
     assert r.returncode == 0, r.stderr
     assert e.d.find_user(e.alice["id"])["accountEnabled"] is True
     lines = out.read_bytes().splitlines()
-    assert [json.loads(x)["data"]["action"] for x in lines] == ["isolate", "isolate", "release"]
-    assert [json.loads(x)["data"]["outcome"] for x in lines] == ["ok", "noop", "ok"]
+    # An action that writes stores (and the feed emits) a started record before its first write.
+    assert [json.loads(x)["data"]["action"] for x in lines] == ["isolate", "isolate", "isolate", "release", "release"]
+    assert [json.loads(x)["data"]["outcome"] for x in lines] == ["pending", "ok", "noop", "pending", "ok"]
     state = StateStore(e.state_path)
     audit = StateStore(str(tmp_path / "state-isolation.db"), exclusive=False)
     try:
         assert state.output_position("file:" + str(out)) == out.stat().st_size
-        assert [i["action"] for i in audit.isolations("demo", e.alice["id"])] == ["isolate", "isolate", "release"]
-        assert state.cursor("demo", "td_graph.isolation")["last_row"] == 3
+        assert [i["action"] for i in audit.isolations("demo", e.alice["id"])] == [
+            "isolate", "isolate", "isolate", "release", "release"]
+        assert state.cursor("demo", "td_graph.isolation")["last_row"] == 5
     finally:
         state.close()
         audit.close()
@@ -159,9 +161,10 @@ def test_isolate_while_the_collector_runs_and_the_collector_emits_the_record(sim
     assert run.returncode == 0, run.stderr
     assert e.run("run", "-c", e.config, "--once", "--sources", "td_graph.isolation").returncode == 0
     lines = out.read_bytes().splitlines()
-    assert len(lines) == 1, "emitted exactly once"
-    rec = json.loads(lines[0])
-    assert rec["source"] == "td_graph.isolation" and rec["data"]["action"] == "isolate"
+    assert len(lines) == 2, "emitted exactly once: the started record, then the final one"
+    started, rec = (json.loads(x) for x in lines)
+    assert started["data"]["outcome"] == "pending" and started["id"] == rec["id"] + ":started"
+    assert rec["source"] == "td_graph.isolation" and rec["data"]["action"] == "isolate" and rec["data"]["outcome"] == "ok"
 
 
 def test_refusals_and_usage_errors_have_their_exit_codes(sim, tmp_path):
@@ -195,7 +198,8 @@ def test_partial_failure_exits_1_and_reports_each_step(sim, tmp_path):
     assert p.returncode == 1
     assert "ok       disable account" in p.stderr and "FAILED   revoke sessions" in p.stderr
     assert "RESULT: PARTIAL" in p.stderr and "what to do" in p.stderr
-    (emitted,) = e.emitted()
+    started, emitted = e.emitted()
+    assert started["data"]["outcome"] == "pending"
     rec = emitted["data"]
     assert rec["outcome"] == "partial"
     by = {s["step"]: s for s in rec["steps"]}
@@ -210,7 +214,8 @@ def test_no_secret_or_token_in_any_output(sim, tmp_path):
     e.run("--log-level", "debug", "isolate", "-c", e.config, "--tenant", "demo", "alice@contoso.test",
           "--reason", "INC-42", "--force-password-change")
     e.release("alice@contoso.test")
-    assert len(e.emitted()) == 3  # the collector's feed emits the three audit records
+    # The feed emits the three audit records, and a started record for each of the two that wrote.
+    assert [r["data"]["outcome"] for r in e.emitted()] == ["dry_run", "pending", "partial", "pending", "ok"]
     blob = "".join(e.outputs)
     assert "td_graph.isolation" in blob and "RESULT" in blob  # the outputs were captured
     assert e.t.client_secret not in blob

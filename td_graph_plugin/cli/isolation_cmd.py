@@ -8,12 +8,18 @@ exactly-once offset) and into the state database.  Exit 0: done, dry run, or not
 Both commands are a thin shell over the isolation API (``isolation.IsolationService``), the
 one entry point a SOAR integration uses too: this module loads the config, opens the
 isolation store, wires the audit emitter and passes every option through.
+
+SIGTERM while an action runs becomes an exception (once), so the action is audited as
+``interrupted`` with the steps that ran, exactly like Ctrl-C; the command then exits 143
+(Ctrl-C: 130) after printing the report.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 __all__ = ["register"]
 
@@ -22,13 +28,16 @@ steps, always in this order: resolve the user, guard rails (protected users, pri
 snapshot, disable, revoke sessions, [force password change], read back.  A dry run sends no write.
 Re-running is safe: an already disabled account is not patched again and sessions revoked by a
 still-active isolation are not revoked again (--revoke-again to do it anyway).
+With tenants[].isolation configured the command acts as that separate app, never as the collector's.
+Ctrl-C or SIGTERM while it runs is audited (outcome interrupted, the steps that ran) and exits 130 / 143.
 exit: 0 done / dry run / nothing to do, 1 refused, failed or partial, 2 usage or config error.
 """
 
 _EPILOG_RELEASE = """\
 re-enables the account only if the isolation disabled it and it was enabled before.  Revoked
 sessions cannot be restored and forceChangePasswordNextSignIn is NOT reverted.  Without an
-active isolation record the release is refused unless --force (re-enable without a snapshot).
+active isolation record the release is refused unless --force (re-enable without a snapshot, after
+the guard rails: protected users, and privileged or PIM-eligible roles unless --allow-privileged).
 exit: 0 done / dry run / nothing to do, 1 refused or failed, 2 usage or config error.
 """
 
@@ -64,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rel.add_argument("--reason", required=True, help="why (ticket reference); recorded in the audit trail")
     rel.add_argument("--dry-run", action="store_true", help="show what release would do; write nothing")
     rel.add_argument("--force", action="store_true", help="re-enable even without an isolation record")
+    rel.add_argument("--allow-privileged", action="store_true",
+                     help="with --force: allow a target that holds a directory role, active or PIM-eligible")
     rel.add_argument("--requested-by", help="who asks (default: the OS user)")
     rel.set_defaults(func=_cmd_release)
 
@@ -110,22 +121,55 @@ def _run(args: argparse.Namespace, action: str) -> int:
     with open_store(config) as store:
         service = IsolationService(config, state=store, metrics=metrics, emit=FeedFlusher(config, metrics))
         try:
-            if action == "isolate":
-                result = service.isolate(
-                    args.tenant, args.user, args.reason, steps, args.dry_run,
-                    allow_privileged=args.allow_privileged, revoke_again=args.revoke_again,
-                    requested_by=args.requested_by,
-                )
-            else:
-                result = service.release(
-                    args.tenant, args.user, args.reason, args.dry_run, force=args.force,
-                    requested_by=args.requested_by,
-                )
+            with _sigterm_raises():
+                if action == "isolate":
+                    result = service.isolate(
+                        args.tenant, args.user, args.reason, steps, args.dry_run,
+                        allow_privileged=args.allow_privileged, revoke_again=args.revoke_again,
+                        requested_by=args.requested_by,
+                    )
+                else:
+                    result = service.release(
+                        args.tenant, args.user, args.reason, args.dry_run, force=args.force,
+                        allow_privileged=args.allow_privileged, requested_by=args.requested_by,
+                    )
         except ValueError as exc:
             return _usage(action, str(exc))
+        except (KeyboardInterrupt, Terminated) as exc:
+            stopped = getattr(exc, "isolation_result", None)
+            if stopped is not None:
+                sys.stderr.write(render(stopped))
+            print(f"td-graph {action}: stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'}; "
+                  "the audit record says which steps ran", file=sys.stderr)
+            return 143 if isinstance(exc, Terminated) else 130
     sys.stderr.write(render(result))
     sys.stderr.flush()
     return result.exit_code
+
+
+class Terminated(BaseException):
+    """SIGTERM while an isolation action runs (a BaseException: no ``except Exception`` swallows it)."""
+
+
+class _sigterm_raises:
+    """While active (main thread only), the first SIGTERM raises ``Terminated``; later ones
+    are ignored so the interrupted action can store its audit record."""
+
+    def __enter__(self) -> "_sigterm_raises":
+        self.previous = None
+        self.fired = False
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if not self.fired:
+            self.fired = True
+            raise Terminated()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def _cmd_isolate(args: argparse.Namespace) -> int:

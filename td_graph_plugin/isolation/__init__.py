@@ -14,18 +14,22 @@ an ``emit`` callable; it loads nothing itself::
         print(r.outcome, [(s.name, s.status, s.request_id) for s in r.steps])
         svc.release("contoso", "alice@contoso.com", "INC-4711 closed")
 
-Modules: ``model`` (results), ``resolve`` (UPN/object id -> user), ``guards`` (protected
-accounts, privileged roles), ``advice`` (errors -> what to do), ``steps`` (what every step
-shares: context, resolve, write, read back), ``isolate_steps`` (guard rails, disable, revoke,
-password change, verify), ``release_steps`` (restore from the snapshot), ``outcome``
-(outcome and message from the steps), ``service`` (the API), ``audit`` (state + pipeline
-record), ``report`` (human text).
+Modules: ``model`` (results), ``resolve`` (UPN/object id -> user), ``protected``
+(``isolation.protected_users`` entries -> object ids, fail closed), ``guards`` (protected
+accounts, privileged roles with PIM), ``advice`` (errors -> fixed descriptions and what to
+do), ``credential`` (the separate isolation app), ``steps`` (what every step shares: context,
+resolve, write, read back), ``isolate_steps`` (guard rails, disable, revoke, password change,
+verify), ``release_steps`` (restore from the snapshot), ``outcome`` (outcome and message from
+the steps), ``service`` (the API), ``audit`` (state + pipeline record, started and final),
+``report`` (human text), ``doctor`` (doctor's isolation section).
 """
 
 from .audit import active_isolation
+from .doctor import isolation_checks, render_isolation
 from .model import DEFAULT_STEPS, OUTCOMES, WRITE_STEPS, ActionResult, StepResult, Target, normalise_steps
+from .protected import unresolvable_protected_entries
 from .report import render
-from .service import ClientFactory, Emit, IsolationService, open_store, requesting_user
+from .service import ClientFactory, Emit, IsolationService, open_store, operator_name, requesting_user
 
 __all__ = [
     "IsolationService",
@@ -41,5 +45,9 @@ __all__ = [
     "normalise_steps",
     "active_isolation",
     "requesting_user",
+    "operator_name",
     "render",
+    "unresolvable_protected_entries",
+    "isolation_checks",
+    "render_isolation",
 ]

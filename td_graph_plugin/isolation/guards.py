@@ -1,15 +1,18 @@
 """Guard rails that run before any write: protected accounts and privileged directory roles.
 
 * Protected accounts (``isolation.protected_users``) are matched by object id *after* the
-  target is resolved, and every UPN entry is resolved too, so neither an alias nor the object
-  id typed instead of the UPN slips past.  An entry that cannot be checked (Graph error other
-  than 404) fails closed: the isolation is refused.
+  target is resolved, and every entry is resolved too (``protected.py``: UPNs, object ids,
+  mail and proxy addresses), so neither an alias nor the object id typed instead of the UPN
+  slips past.  An entry that resolves to no user, or whose lookup fails, refuses the
+  isolation (fail closed).
 * Privileged roles: active directory role assignments of the user (direct), of the
   role-assignable groups it belongs to (``transitiveMemberOf`` with ``isAssignableToRole``),
-  and legacy ``directoryRole`` memberships.  Membership of a role-assignable group counts as
-  privileged even without an active assignment (it may carry PIM-eligible roles, and only
-  Privileged Authentication Administrator or Global Administrator can change its members).
-  If the check cannot be completed, it fails closed too.
+  legacy ``directoryRole`` memberships, and PIM: eligible directory roles
+  (``roleEligibilityScheduleInstances``) and PIM-for-Groups eligible membership or ownership
+  of a role-assignable group (``privilegedAccess/group/eligibilityScheduleInstances``).
+  Membership of a role-assignable group counts as privileged even without an active
+  assignment (only Privileged Authentication Administrator or Global Administrator can change
+  its members).  If any of these checks cannot be completed, it fails closed too.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..errors import GraphError, GraphNotFound, TdGraphError
+from ..errors import GraphError, TdGraphError
+from .advice import describe
 from .model import Target
-from .resolve import SOURCE, graph_get, is_object_id, user_path
+from .protected import entries_of, resolve_entry
+from .resolve import graph_get, graph_pages, is_object_id, user_path
 
 __all__ = [
     "ROLE_TEMPLATES",
@@ -61,7 +66,9 @@ class GuardReport:
     protected_by: str | None = None  # the protected_users entry that matched
     roles: list[dict[str, Any]] = field(default_factory=list)  # {role, template_id, via, scope}
     role_assignable_groups: list[dict[str, Any]] = field(default_factory=list)  # {id, displayName}
-    errors: list[str] = field(default_factory=list)  # checks that could not be completed
+    unresolvable: list[str] = field(default_factory=list)  # protected_users entries that name no user
+    protected_errors: list[str] = field(default_factory=list)  # protected_users entries that could not be checked
+    errors: list[str] = field(default_factory=list)  # role checks that could not be completed
     notes: list[str] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
 
@@ -77,7 +84,8 @@ class GuardReport:
         parts = [f"{r['role']} ({r['via']}{'' if r.get('scope') in (None, '/') else ', scope ' + str(r['scope'])})" for r in self.roles]
         for g in self.role_assignable_groups:
             if not any(r.get("group_id") == g["id"] for r in self.roles):
-                parts.append(f"member of role-assignable group {g.get('displayName') or g['id']}")
+                how = {"PIM-eligible ownership": "PIM-eligible owner"}.get(g.get("via", ""), "PIM-eligible member" if g.get("via") else "member")
+                parts.append(f"{how} of role-assignable group {g.get('displayName') or g['id']}")
         return "; ".join(parts)
 
     def _rid(self, request_id: str | None) -> None:
@@ -89,40 +97,27 @@ class GuardReport:
 
 
 def check_protected(client: Any, target: Target, entries: Iterable[str], report: GuardReport) -> None:
-    """Set ``report.protected_by`` when ``target`` is one of ``entries`` (ids or UPNs)."""
+    """Set ``report.protected_by`` when ``target`` is one of ``entries``; otherwise fill
+    ``report.unresolvable`` / ``report.protected_errors`` with the entries that name no user or
+    could not be checked (each of which refuses the isolation)."""
     tid = target.id.lower()
     upn = (target.user_principal_name or "").lower()
-    pending: list[str] = []
-    for raw in entries:
-        entry = str(raw).strip()
-        if not entry:
-            continue
-        if is_object_id(entry):
-            if entry.lower() == tid:
-                report.protected_by = entry
-                return
-        elif entry.lower() == upn:
+    pending = entries_of(entries)
+    for entry in pending:  # a textual match needs no request
+        if (is_object_id(entry) and entry.lower() == tid) or entry.lower() == upn:
             report.protected_by = entry
             return
-        else:
-            pending.append(entry)
-    # UPN entries that did not match textually: resolve each to its object id.
     for entry in pending:
-        try:
-            data, rid = graph_get(client, user_path(entry), {"$select": "id,userPrincipalName"})
-        except GraphNotFound:
-            report.notes.append(f"protected_users entry {entry} is not a user in this tenant")
-            continue
-        except ValueError:
-            report.notes.append(f"protected_users entry {entry!r} is not a UPN or an object id; ignored")
-            continue
-        except (GraphError, TdGraphError) as exc:
-            report.errors.append(f"could not resolve protected_users entry {entry}: {exc}")
-            continue
-        report._rid(rid)
-        if str(data.get("id") or "").lower() == tid:
+        res = resolve_entry(client, entry)
+        for rid in res.request_ids:
+            report._rid(rid)
+        if tid in res.ids:
             report.protected_by = entry
             return
+        if res.error is not None:
+            report.protected_errors.append(f"{entry!r} ({res.error})")
+        elif not res.ids:
+            report.unresolvable.append(entry)
 
 
 def own_service_principal_id(client: Any, client_id: str) -> str | None:
@@ -139,12 +134,9 @@ def own_service_principal_id(client: Any, client_id: str) -> str | None:
 
 
 def _pages(client: Any, path: str, params: dict[str, str], report: GuardReport) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for page in client.pages(
-        client.url("v1.0", path), params=params, source=SOURCE, throttle_class="directory", prefetch=False
-    ):
-        report._rid(page.request_id)
-        items.extend(i for i in page.items if isinstance(i, dict))
+    items, rids = graph_pages(client, path, params)
+    for rid in rids:
+        report._rid(rid)
     return items
 
 
@@ -170,7 +162,7 @@ class _RoleNames:
             template = data.get("templateId") or template
         except (GraphError, TdGraphError) as exc:
             # The assignment itself is what matters; a missing name is only cosmetic.
-            log.debug("role definition %s: %s", definition_id, exc)
+            log.debug("role definition %s: %s", definition_id, describe(exc))
         result = (name or f"role {definition_id}", template)
         self.cache[definition_id] = result
         return result
@@ -203,7 +195,7 @@ def check_roles(client: Any, target: Target, report: GuardReport) -> None:
             if a.get("roleDefinitionId"):
                 add(str(a["roleDefinitionId"]), "direct", a.get("directoryScopeId"))
     except (GraphError, TdGraphError) as exc:
-        report.errors.append(f"could not read the user's role assignments: {exc}")
+        report.errors.append(f"could not read the user's role assignments ({describe(exc)})")
     try:
         memberships = _pages(
             client,
@@ -212,8 +204,8 @@ def check_roles(client: Any, target: Target, report: GuardReport) -> None:
             report,
         )
     except (GraphError, TdGraphError) as exc:
-        report.errors.append(f"could not read the user's group memberships: {exc}")
-        return
+        report.errors.append(f"could not read the user's group memberships ({describe(exc)})")
+        memberships = []
     for m in memberships:
         kind = str(m.get("@odata.type") or "")
         if kind.endswith("directoryRole") and m.get("roleTemplateId"):
@@ -231,7 +223,7 @@ def check_roles(client: Any, target: Target, report: GuardReport) -> None:
         if not gid:
             continue
         try:
-            for a in _assignments(client, gid, report):
+            for a in _assignments(client, gid, report) + _eligible_roles(client, gid, report):
                 if a.get("roleDefinitionId"):
                     add(
                         str(a["roleDefinitionId"]),
@@ -240,4 +232,63 @@ def check_roles(client: Any, target: Target, report: GuardReport) -> None:
                         group_id=gid,
                     )
         except (GraphError, TdGraphError) as exc:
-            report.errors.append(f"could not read the role assignments of group {group.get('displayName') or gid}: {exc}")
+            report.errors.append(f"could not read the role assignments of group {group.get('displayName') or gid} ({describe(exc)})")
+    check_eligibility(client, target, report, add)
+
+
+# --------------------------------------------------------------------------- PIM eligibility
+
+# https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances?view=graph-rest-1.0
+# (RoleEligibilitySchedule.Read.Directory; principalId supports $filter eq)
+ROLE_ELIGIBILITY = "/roleManagement/directory/roleEligibilityScheduleInstances"
+# https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances?view=graph-rest-1.0
+# (PrivilegedEligibilitySchedule.Read.AzureADGroup; a $filter on principalId or groupId is required)
+GROUP_ELIGIBILITY = "/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
+PIM_HINT = (
+    "reading PIM eligibility needs RoleEligibilitySchedule.Read.Directory and "
+    "PrivilegedEligibilitySchedule.Read.AzureADGroup (and PIM, i.e. Entra ID P2 or ID Governance, in the tenant)"
+)
+
+
+def _eligible_roles(client: Any, principal_id: str, report: GuardReport) -> list[dict[str, Any]]:
+    return _pages(client, ROLE_ELIGIBILITY, {"$filter": f"principalId eq '{principal_id}'"}, report)
+
+
+def check_eligibility(client: Any, target: Target, report: GuardReport, add: Any) -> None:
+    """PIM: the user's eligible directory roles, and the role-assignable groups it is eligible
+    to join or own (PIM for Groups), with the roles those groups hold; failures go to ``errors``."""
+    try:
+        for e in _eligible_roles(client, target.id, report):
+            if e.get("roleDefinitionId"):
+                add(str(e["roleDefinitionId"]), "PIM-eligible", e.get("directoryScopeId"))
+    except (GraphError, TdGraphError) as exc:
+        report.errors.append(f"could not check the user's PIM-eligible directory roles ({describe(exc)}; {PIM_HINT})")
+    try:
+        eligible = _pages(client, GROUP_ELIGIBILITY, {"$filter": f"principalId eq '{target.id}'"}, report)
+    except (GraphError, TdGraphError) as exc:
+        report.errors.append(f"could not check the user's PIM-eligible group memberships ({describe(exc)}; {PIM_HINT})")
+        eligible = []
+    known = {str(g.get("id") or "").lower() for g in report.role_assignable_groups}
+    for e in eligible:
+        gid = str(e.get("groupId") or "")
+        access = "owner" if str(e.get("accessId") or "").lower() == "owner" else "member"
+        if not gid or gid.lower() in known:
+            continue
+        try:
+            group, rid = graph_get(client, f"/groups/{gid}", {"$select": "id,displayName,isAssignableToRole"})
+            report._rid(rid)
+        except (GraphError, TdGraphError) as exc:
+            report.errors.append(f"could not read group {gid}, which the user is PIM-eligible to join ({describe(exc)})")
+            continue
+        if group.get("isAssignableToRole") is not True:
+            continue  # PIM for Groups on an ordinary group: no directory role can reach it
+        known.add(gid.lower())
+        name = group.get("displayName") or gid
+        via = "PIM-eligible membership" if access == "member" else "PIM-eligible ownership"
+        report.role_assignable_groups.append({"id": gid, "displayName": group.get("displayName"), "via": via})
+        try:
+            for a in _assignments(client, gid, report) + _eligible_roles(client, gid, report):
+                if a.get("roleDefinitionId"):
+                    add(str(a["roleDefinitionId"]), f"via {via} of group {name}", a.get("directoryScopeId"), group_id=gid)
+        except (GraphError, TdGraphError) as exc:
+            report.errors.append(f"could not read the roles of group {name} ({describe(exc)})")

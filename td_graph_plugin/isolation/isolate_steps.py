@@ -46,9 +46,8 @@ def run_isolate(ctx: StepContext, result: ActionResult, wanted: tuple[str, ...],
                 allow_privileged: bool, revoke_again: bool) -> None:
     """Every isolate step, recorded on ``result`` (the outcome is decided afterwards)."""
     user = result.user
-    tcfg = ctx.tenant
-    # 0. Never td-graph's own application.
-    if user.lower() == tcfg.client_id.lower():
+    # 0. Never td-graph's own applications (the collector's, the isolation app).
+    if user.lower() in {a.lower() for a in (ctx.own_app_ids or (ctx.tenant.client_id,))}:
         result.add("resolve", STEP_SKIPPED, "not resolved: USER is td-graph's own application id")
         result.add("guard", STEP_REFUSED, "refused: USER is td-graph's own application (client_id); "
                    "td-graph never isolates its own service principal")
@@ -115,20 +114,26 @@ def run_isolate(ctx: StepContext, result: ActionResult, wanted: tuple[str, ...],
 
 
 def guard_step(ctx: StepContext, result: ActionResult, target: Target, allow_privileged: bool) -> GuardReport | None:
-    """Protected users, then directory roles; the report, or None when the action is refused."""
+    """Protected users, then directory roles (PIM included); the report, or None when the
+    action is refused.  Shared by isolate and ``release --force``."""
     report = GuardReport()
     check_protected(ctx.client, target, ctx.protected_users, report)
-    for note in report.notes:
-        log.info("isolation guard: %s", note)
     if report.protected_by is not None:
         result.add("guard", STEP_REFUSED,
                    f"refused: {target.label()} is protected (isolation.protected_users entry {report.protected_by!r}); "
                    "nothing was changed", request_ids=list(report.request_ids))
         return None
-    if report.errors:
+    if report.unresolvable or report.protected_errors:
+        parts = []
+        if report.unresolvable:
+            parts.append("isolation.protected_users entries that name no user in this tenant: "
+                         + ", ".join(repr(e) for e in report.unresolvable)
+                         + " (a typo, a deleted account, or an address no user has: fix or remove them)")
+        if report.protected_errors:
+            parts.append("isolation.protected_users entries that could not be checked: " + ", ".join(report.protected_errors))
         result.add("guard", STEP_REFUSED,
-                   "refused: could not check isolation.protected_users: " + "; ".join(report.errors)
-                   + " (fix the error and run again; a protected account must never be isolated by mistake)",
+                   "refused: " + "; ".join(parts) + ". Nothing was changed: td-graph must know every protected account "
+                   "before it changes anyone (`td-graph doctor` lists the entries)",
                    request_ids=list(report.request_ids))
         return None
     check_roles(ctx.client, target, report)
@@ -139,7 +144,7 @@ def guard_step(ctx: StepContext, result: ActionResult, target: Target, allow_pri
     if report.errors and not allow_privileged:
         result.add("guard", STEP_REFUSED,
                    "refused: could not check the user's directory roles: " + "; ".join(report.errors)
-                   + ". Check the roles in the Entra admin center, then pass --allow-privileged",
+                   + ". Check the roles (PIM-eligible ones too) in the Entra admin center, then pass --allow-privileged",
                    request_ids=rids)
         return None
     if report.privileged and not allow_privileged:
@@ -152,14 +157,15 @@ def guard_step(ctx: StepContext, result: ActionResult, target: Target, allow_pri
     if report.privileged:
         parts.append(f"privileged ({report.describe_roles()}), allowed by --allow-privileged")
         result.warnings.append(
-            f"privileged target ({report.describe_roles()}): the app needs Privileged Authentication Administrator "
-            "(or Global Administrator) to change it, else Graph answers 403"
+            f"privileged target ({report.describe_roles()}): Graph answers 403 unless the acting app holds "
+            "Privileged Authentication Administrator (or Global Administrator); that role belongs on the separate "
+            "isolation app (tenants[].isolation) only, never on the collector's app"
         )
-    elif report.errors:
-        parts.append("roles could not be checked (--allow-privileged given)")
+    if report.errors:
+        parts.append("roles could not all be checked (--allow-privileged given)")
         result.warnings.extend(report.errors)
-    else:
-        parts.append("no directory role")
+    elif not report.privileged:
+        parts.append("no directory role, active or PIM-eligible")
     result.add("guard", STEP_OK, "; ".join(parts), request_ids=rids,
                request_id=rids[-1] if rids else None)
     return report

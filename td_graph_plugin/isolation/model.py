@@ -2,12 +2,17 @@
 
 Step statuses: ``ok`` (done, Graph accepted it), ``skipped`` (not needed or not asked for,
 with the reason), ``failed`` (Graph refused or could not be reached; ``hint`` says what to
-do), ``planned`` (dry run: would be done) and ``refused`` (a guard rail stopped the action).
+do), ``planned`` (dry run: would be done), ``refused`` (a guard rail stopped the action) and
+``interrupted`` (the process was stopped while this step's request was in flight: Graph may
+or may not have applied it).
 
 Outcomes (also the ``result`` label of ``td_graph_isolation_actions_total``):
 ``ok`` | ``partial`` (some steps took effect, some failed) | ``failed`` (nothing took
 effect) | ``refused`` (a guard rail said no; nothing was written) | ``dry_run`` | ``noop``
-(nothing needed doing).  Exit code: 0 for ok, dry_run and noop; 1 otherwise.
+(nothing needed doing) | ``interrupted`` (Ctrl-C / SIGTERM stopped it: the steps recorded
+are what ran).  ``pending`` is the outcome of the *started* record stored before the first
+write (``audit.py``); a later record of the same ``action_id`` completes it.  Exit code: 0
+for ok, dry_run and noop; 1 otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "STEP_FAILED",
     "STEP_PLANNED",
     "STEP_REFUSED",
+    "STEP_INTERRUPTED",
     "OUTCOMES",
     "WRITE_STEPS",
     "DEFAULT_STEPS",
@@ -31,7 +37,8 @@ __all__ = [
 ]
 
 STEP_OK, STEP_SKIPPED, STEP_FAILED, STEP_PLANNED, STEP_REFUSED = "ok", "skipped", "failed", "planned", "refused"
-OUTCOMES = ("ok", "partial", "failed", "refused", "dry_run", "noop")
+STEP_INTERRUPTED = "interrupted"
+OUTCOMES = ("ok", "partial", "failed", "refused", "dry_run", "noop", "interrupted")
 
 # The isolation's write steps, in the order they always run.
 WRITE_STEPS = ("disable", "revoke_sessions", "force_password_change")

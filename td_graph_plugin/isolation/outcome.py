@@ -2,19 +2,22 @@
 
 Outcomes: ``ok`` | ``partial`` (some steps took effect, some failed) | ``failed`` (nothing
 took effect) | ``refused`` (a guard rail said no; nothing was written) | ``dry_run`` |
-``noop`` (nothing needed doing).  See ``model.py``.
+``noop`` (nothing needed doing) | ``interrupted`` (stopped by a signal).  See ``model.py``.
 """
 
 from __future__ import annotations
 
-from .model import STEP_FAILED, STEP_OK, STEP_PLANNED, STEP_REFUSED, WRITE_STEPS, ActionResult
+from .model import STEP_FAILED, STEP_INTERRUPTED, STEP_OK, STEP_PLANNED, STEP_REFUSED, WRITE_STEPS, ActionResult
 
 __all__ = ["isolate_outcome", "isolate_message", "release_outcome", "release_message", "settle"]
 
 
 def settle(result: ActionResult) -> None:
     """Set ``result.outcome`` and ``result.message`` from its steps."""
-    if result.action == "isolate":
+    if _any(result, STEP_INTERRUPTED):
+        result.outcome = "interrupted"
+        result.message = interrupted_message(result)
+    elif result.action == "isolate":
         result.outcome = isolate_outcome(result)
         result.message = isolate_message(result)
     else:
@@ -24,6 +27,16 @@ def settle(result: ActionResult) -> None:
 
 def _any(result: ActionResult, status: str, names: tuple[str, ...] | None = None) -> bool:
     return any(s.status == status and (names is None or s.name in names) for s in result.steps)
+
+
+def interrupted_message(result: ActionResult) -> str:
+    done = [s.name for s in result.steps if s.status == STEP_OK and s.name in (*WRITE_STEPS, "enable")]
+    unsure = [s.name for s in result.steps if s.status == STEP_INTERRUPTED and s.name in (*WRITE_STEPS, "enable")]
+    text = f"{result.action} was interrupted: " + (f"{', '.join(done)} took effect" if done else "no write was confirmed")
+    if unsure:
+        text += f"; {', '.join(unsure)} may or may not have taken effect"
+    return text + (": run the same command again to finish (completed steps are skipped), or release"
+                   if result.action == "isolate" else ": run the same command again")
 
 
 def isolate_outcome(result: ActionResult) -> str:

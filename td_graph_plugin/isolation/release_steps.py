@@ -3,19 +3,25 @@ account that was enabled before) -> what is not undone -> verify.
 
 Revoked sessions cannot be restored and ``forceChangePasswordNextSignIn`` is not reverted
 (both are said in the result).  Without an active isolation record the release is refused
-unless ``force`` (which re-enables the account without a snapshot).
+unless ``force``, which re-enables the account without a snapshot, and only after the same
+guard rails as isolate (protected users, privileged roles with PIM; ``allow_privileged``).
+
+An unfinished isolation (interrupted, or killed after its started record) is an active one:
+if it may have disabled the account, the account is disabled now and its snapshot says it
+was enabled before, release re-enables it.
 """
 
 from __future__ import annotations
 
-from .audit import active_isolation, chain_did
+from .audit import active_isolation, chain_did, chain_maybe_did, latest_per_action, unfinished
+from .isolate_steps import guard_step
 from .model import STEP_FAILED, STEP_OK, STEP_PLANNED, STEP_REFUSED, STEP_SKIPPED, ActionResult, Target
 from .steps import StepContext, read_back, resolve_step, write_step
 
 __all__ = ["run_release"]
 
 
-def run_release(ctx: StepContext, result: ActionResult, force: bool) -> None:
+def run_release(ctx: StepContext, result: ActionResult, force: bool, allow_privileged: bool = False) -> None:
     """Every release step, recorded on ``result`` (the outcome is decided afterwards)."""
     target = resolve_step(ctx, result)
     if target is None:
@@ -25,7 +31,7 @@ def run_release(ctx: StepContext, result: ActionResult, force: bool) -> None:
     chain = active_isolation(records)
     if chain:
         _restore_from_snapshot(ctx, result, target, chain)
-    elif not _without_record(ctx, result, target, records, force):
+    elif not _without_record(ctx, result, target, records, force, allow_privileged):
         return
     _not_undone(result, chain)
     _verify_release(ctx, result, target)
@@ -35,15 +41,20 @@ def _restore_from_snapshot(ctx: StepContext, result: ActionResult, target: Targe
                            chain: list[dict]) -> None:
     first = chain[0]
     d = first.get("data") or {}
-    result.add("record", STEP_OK,
-               f"active isolation {first.get('id')} of {first.get('event_time')} by {d.get('requested_by')} "
-               f"(reason: {d.get('reason')}); {len(chain)} isolation action(s) to close")
-    result.options["released_isolations"] = [r.get("id") for r in chain]
+    ids = [str((r.get("data") or {}).get("action_id") or r.get("id")) for r in chain]
+    text = (f"active isolation {ids[0]} of {first.get('event_time')} by {d.get('requested_by')} "
+            f"(reason: {d.get('reason')}); {len(chain)} isolation action(s) to close")
+    for r in chain:
+        if unfinished(r):
+            text += (f"; isolation {(r.get('data') or {}).get('action_id')} did not finish "
+                     f"({(r.get('data') or {}).get('outcome')}): it may have changed the account")
+    result.add("record", STEP_OK, text)
+    result.options["released_isolations"] = ids
     baseline = ((d.get("before") or {}).get("accountEnabled"))
-    disabled_by = chain_did(chain, "disable")
+    disabled_by = chain_did(chain, "disable") or chain_maybe_did(chain, "disable")
     if baseline is False:
         result.add("enable", STEP_SKIPPED,
-                   f"the account was already disabled before isolation {first.get('id')}: left disabled")
+                   f"the account was already disabled before isolation {ids[0]}: left disabled")
     elif disabled_by is None:
         result.add("enable", STEP_SKIPPED,
                    "the isolation did not disable the account (--no-disable, or its disable step failed): left as is")
@@ -58,9 +69,12 @@ def _restore_from_snapshot(ctx: StepContext, result: ActionResult, target: Targe
 
 
 def _without_record(ctx: StepContext, result: ActionResult, target: Target, records: list[dict],
-                    force: bool) -> bool:
-    """No active isolation: refuse (False), or with ``force`` re-enable without a snapshot."""
-    last = [r for r in records if r.get("action") == "release" and not (r.get("data") or {}).get("dry_run")]
+                    force: bool, allow_privileged: bool) -> bool:
+    """No active isolation: refuse (False), or with ``force`` re-enable without a snapshot,
+    after the guard rails (a forced release must not re-enable a protected or admin account
+    that someone disabled on purpose)."""
+    last = [r for r in latest_per_action(records)
+            if r.get("action") == "release" and not (r.get("data") or {}).get("dry_run")]
     why = "no active isolation record for this user in tenant " + ctx.tenant.name
     if last:
         why += f" (last released by action {last[-1].get('id')} at {last[-1].get('event_time')})"
@@ -69,6 +83,8 @@ def _without_record(ctx: StepContext, result: ActionResult, target: Target, reco
                    f"refused: {why}; nothing to restore from. Pass --force to re-enable the account anyway")
         return False
     result.add("record", STEP_SKIPPED, f"{why}; --force: re-enabling without a snapshot")
+    if guard_step(ctx, result, target, allow_privileged) is None:
+        return False
     if target.account_enabled is True:
         result.add("enable", STEP_SKIPPED, "already enabled: nothing to change")
     else:

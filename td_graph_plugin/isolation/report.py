@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .model import STEP_FAILED, STEP_OK, STEP_PLANNED, STEP_REFUSED, STEP_SKIPPED, ActionResult
+from .model import STEP_FAILED, STEP_INTERRUPTED, STEP_OK, STEP_PLANNED, STEP_REFUSED, STEP_SKIPPED, ActionResult
 
 __all__ = ["render"]
 
-_MARK = {STEP_OK: "ok", STEP_SKIPPED: "skipped", STEP_FAILED: "FAILED", STEP_PLANNED: "planned", STEP_REFUSED: "REFUSED"}
+_MARK = {STEP_OK: "ok", STEP_SKIPPED: "skipped", STEP_FAILED: "FAILED", STEP_PLANNED: "planned", STEP_REFUSED: "REFUSED",
+         STEP_INTERRUPTED: "STOPPED"}
 _LABEL = {
     "resolve": "resolve user",
     "guard": "guard rails",
@@ -18,6 +19,7 @@ _LABEL = {
     "record": "isolation record",
     "enable": "re-enable account",
     "internal": "internal",
+    "interrupted": "interrupted",
 }
 
 

@@ -13,7 +13,8 @@ from urllib.parse import quote
 from ..sources.isolation_feed import SOURCE  # the metrics' source label and the records' source
 from .model import Target
 
-__all__ = ["USER_SELECT", "SOURCE", "is_object_id", "check_user_argument", "user_path", "get_user", "graph_get"]
+__all__ = ["USER_SELECT", "SOURCE", "is_object_id", "check_user_argument", "user_path", "get_user", "graph_get",
+           "graph_pages"]
 
 USER_SELECT = (
     "id,displayName,userPrincipalName,accountEnabled,userType,onPremisesSyncEnabled,"
@@ -63,6 +64,19 @@ def graph_get(client: Any, path: str, params: dict[str, str] | None = None) -> t
         "GET", client.url("v1.0", path), params=params, source=SOURCE, throttle_class="directory"
     )
     return reply.data, reply.request_id
+
+
+def graph_pages(client: Any, path: str, params: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every item of a collection (all pages) and the request ids of its pages."""
+    items: list[dict[str, Any]] = []
+    rids: list[str] = []
+    for page in client.pages(
+        client.url("v1.0", path), params=params, source=SOURCE, throttle_class="directory", prefetch=False
+    ):
+        if page.request_id:
+            rids.append(page.request_id)
+        items.extend(i for i in page.items if isinstance(i, dict))
+    return items, rids
 
 
 def get_user(client: Any, user_or_id: str) -> tuple[Target, str | None]:

@@ -15,7 +15,11 @@ record and, optionally, a Graph client factory::
         service.release("contoso", "alice@contoso.com", "INC-4711 closed")
 
 Every action (dry runs and refusals included) is stored and emitted before it returns; an
-unexpected error is recorded as step ``internal`` and audited too.
+unexpected error is recorded as step ``internal`` and audited too.  An action that writes
+stores a started record before its first write; Ctrl-C, SIGTERM turned into an exception, or
+any other ``BaseException`` is audited as outcome ``interrupted`` (with the steps that ran)
+and re-raised, carrying the result as ``exc.isolation_result``.  With ``tenants[].isolation``
+configured, the actions run as that app (``credential.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
+import os
 import time
+import traceback
 import uuid
 from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator
@@ -34,15 +40,16 @@ from ..metrics import Metrics
 from ..state import StateStore
 from ..timeutil import format_time, utcnow
 from .advice import advise
-from .audit import store_and_emit
+from .audit import store_and_emit, store_started
+from .credential import acting_tenant, uses_isolation_app
 from .isolate_steps import run_isolate
-from .model import STEP_FAILED, ActionResult, normalise_steps
+from .model import STEP_FAILED, STEP_INTERRUPTED, ActionResult, normalise_steps
 from .outcome import settle
 from .release_steps import run_release
 from .resolve import check_user_argument
 from .steps import StepContext
 
-__all__ = ["IsolationService", "ClientFactory", "Emit", "open_store", "requesting_user"]
+__all__ = ["IsolationService", "ClientFactory", "Emit", "open_store", "requesting_user", "operator_name"]
 
 log = logging.getLogger("td_graph_plugin.isolation")
 
@@ -52,14 +59,26 @@ ClientFactory = Callable[[TenantConfig], Any]
 """``TenantConfig -> GraphClient``-like; the caller owns (and closes) what it returns."""
 
 
+def operator_name() -> str:
+    """The login name of the process's real uid.  Never ``$USER``/``$LOGNAME`` (what
+    ``getpass.getuser`` reads first): the caller sets those, the kernel sets the uid."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # pragma: no cover - not a POSIX system
+        return getpass.getuser()
+    uid = getuid()
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):  # no passwd entry (a container's arbitrary uid): say the uid
+        return f"uid {uid}"
+
+
 def requesting_user(explicit: str | None = None) -> str:
-    """Who asked: the caller's ``requested_by``, else the OS user."""
+    """Who asked: the caller's ``requested_by``, else the OS user of the real uid."""
     if explicit and explicit.strip():
         return explicit.strip()
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (containers): say so
-        return "unknown"
+    return operator_name()
 
 
 @contextlib.contextmanager
@@ -138,19 +157,16 @@ class IsolationService:
         user = check_user_argument(user)
         reason = _check_reason(reason)
         tcfg = self._tenant(tenant)
+        acting = acting_tenant(tcfg)  # ConfigError before anything is sent
         result = self._new_result(
             "isolate", tcfg, user, reason, requested_by, dry_run,
             {"steps": list(wanted), "allow_privileged": bool(allow_privileged), "revoke_again": bool(revoke_again)},
         )
         if self.state is None and not dry_run:
             raise ValueError("isolation needs a state store: it keeps the snapshot release restores from")
-        with self._context(tcfg) as ctx:
-            try:
-                run_isolate(ctx, result, wanted, allow_privileged, revoke_again)
-            except Exception as exc:  # noqa: BLE001 - a bug must still be audited
-                log.exception("isolation %s: unexpected error", result.action_id)
-                detail, hint = advise("internal", exc)
-                result.add("internal", STEP_FAILED, detail, hint=hint)
+        self._note_app(tcfg, acting, result)
+        with self._context(tcfg, acting, result) as ctx:
+            self._run(tcfg, ctx, result, lambda: run_isolate(ctx, result, wanted, allow_privileged, revoke_again))
         return self._finish(tcfg, result)
 
     # ------------------------------------------------------------------ release
@@ -162,28 +178,29 @@ class IsolationService:
         dry_run: bool = False,
         *,
         force: bool = False,
+        allow_privileged: bool = False,
         requested_by: str | None = None,
     ) -> ActionResult:
         """Undo an isolation from its stored snapshot.
 
-        Re-enables only an account the isolation disabled and that was enabled before it.
-        Revoked sessions cannot be restored and ``forceChangePasswordNextSignIn`` is not
-        reverted (both are said in the result).  Without an active isolation record it is
-        refused unless ``force`` (which then re-enables the account without a snapshot).
+        Re-enables only an account the isolation disabled (or, if it was interrupted, may
+        have disabled) and that was enabled before it.  Revoked sessions cannot be restored
+        and ``forceChangePasswordNextSignIn`` is not reverted (both are said in the result).
+        Without an active isolation record it is refused unless ``force``, which re-enables
+        the account without a snapshot after the guard rails (protected users; privileged
+        roles, PIM-eligible ones included, unless ``allow_privileged``).
         """
         user = check_user_argument(user)
         reason = _check_reason(reason)
         tcfg = self._tenant(tenant)
-        result = self._new_result("release", tcfg, user, reason, requested_by, dry_run, {"force": bool(force)})
+        acting = acting_tenant(tcfg)
+        result = self._new_result("release", tcfg, user, reason, requested_by, dry_run,
+                                  {"force": bool(force), "allow_privileged": bool(allow_privileged)})
         if self.state is None and not dry_run:
             raise ValueError("release needs the state store: the isolation snapshot is kept there")
-        with self._context(tcfg) as ctx:
-            try:
-                run_release(ctx, result, force)
-            except Exception as exc:  # noqa: BLE001
-                log.exception("release %s: unexpected error", result.action_id)
-                detail, hint = advise("internal", exc)
-                result.add("internal", STEP_FAILED, detail, hint=hint)
+        self._note_app(tcfg, acting, result)
+        with self._context(tcfg, acting, result) as ctx:
+            self._run(tcfg, ctx, result, lambda: run_release(ctx, result, force, allow_privileged))
         return self._finish(tcfg, result)
 
     # ------------------------------------------------------------------ plumbing
@@ -195,12 +212,55 @@ class IsolationService:
             raise ConfigError(f"unknown tenant {name!r}; configured: {known}", key="--tenant") from None
 
     @contextlib.contextmanager
-    def _context(self, tenant: TenantConfig) -> Iterator[StepContext]:
-        with self._client(tenant) as client:
+    def _context(self, tenant: TenantConfig, acting: TenantConfig, result: ActionResult) -> Iterator[StepContext]:
+        started: list[bool] = []
+
+        def before_write(_step: str) -> bool:
+            """The started record, once, before the action's first write (fail closed)."""
+            if not started:
+                started.append(store_started(self.state, tenant, result, _stamp(self._now())))
+            return started[0]
+
+        with self._client(acting) as client:
             yield StepContext(
-                client=client, tenant=tenant, state=self.state, protected_users=tuple(self.config.protected_users),
+                client=client, tenant=acting, state=self.state, protected_users=tuple(self.config.protected_users),
                 sleep=self._sleep, verify_attempts=self.verify_attempts,
+                own_app_ids=tuple(dict.fromkeys((tenant.client_id, acting.client_id))), before_write=before_write,
             )
+
+    def _run(self, tcfg: TenantConfig, ctx: StepContext, result: ActionResult, body: Callable[[], None]) -> None:
+        """Run the steps; a bug is recorded as step ``internal``; an interrupt is audited
+        (outcome ``interrupted``) and re-raised with the result attached."""
+        try:
+            body()
+        except Exception as exc:  # noqa: BLE001 - a bug must still be audited
+            log.error("%s %s: unexpected error (%s)", result.action, result.action_id, type(exc).__name__)
+            log.debug("%s %s: where: %s", result.action, result.action_id,
+                      "".join(traceback.format_tb(exc.__traceback__)).strip())  # the stack, never the message
+            if ctx.in_flight:
+                result.add(ctx.in_flight, STEP_FAILED,
+                           "unexpected error while the request was in flight: Graph may have applied it")
+            detail, hint = advise("internal", exc)
+            result.add("internal", STEP_FAILED, detail, hint=hint)
+        except BaseException as exc:
+            if ctx.in_flight:
+                result.add(ctx.in_flight, STEP_INTERRUPTED,
+                           "interrupted while the request was in flight: Graph may or may not have applied it",
+                           hint="run the same command again (completed steps are skipped), or check the account "
+                                "in the Entra admin center")
+            result.add("interrupted", STEP_INTERRUPTED,
+                       f"stopped ({type(exc).__name__}): the steps above ran, nothing after them did")
+            self._finish(tcfg, result)
+            try:
+                exc.isolation_result = result  # type: ignore[attr-defined]
+            except AttributeError:  # pragma: no cover - an exception type without a __dict__
+                pass
+            raise
+
+    @staticmethod
+    def _note_app(tenant: TenantConfig, acting: TenantConfig, result: ActionResult) -> None:
+        result.options["app_id"] = acting.client_id
+        result.options["credential"] = "isolation app" if uses_isolation_app(tenant) else "collector app"
 
     @contextlib.contextmanager
     def _client(self, tenant: TenantConfig) -> Iterator[Any]:

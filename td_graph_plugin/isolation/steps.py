@@ -17,7 +17,7 @@ from ..config.model import TenantConfig
 from ..errors import GraphNotFound, TdGraphError
 from ..graph.classify import header
 from ..state import StateStore
-from .advice import advise, error_fields
+from .advice import advise, describe, error_fields
 from .audit import active_isolation
 from .guards import GuardReport, own_service_principal_id
 from .model import STEP_FAILED, STEP_OK, STEP_REFUSED, STEP_SKIPPED, ActionResult, Target
@@ -40,7 +40,14 @@ GUEST_NOTE = (
 @dataclass
 class StepContext:
     """One action's Graph client, tenant and audit store, and what a failing write needs to
-    explain itself (the guard report; the app's granted permissions, read lazily once)."""
+    explain itself (the guard report; the app's granted permissions, read lazily once).
+
+    ``tenant`` is the *acting* tenant config: its client id and credential are the isolation
+    app's when ``tenants[].isolation`` is configured.  ``own_app_ids``: td-graph's apps (the
+    collector's and the isolation app), never a target.  ``before_write(step)`` runs before
+    every write request (the service stores the started record there) and returns False when
+    the write must not be sent; ``in_flight`` names the write whose request is on the wire.
+    """
 
     client: Any
     tenant: TenantConfig
@@ -49,6 +56,9 @@ class StepContext:
     sleep: Callable[[float], object] = lambda _s: None
     verify_attempts: int = 3
     report: GuardReport = field(default_factory=GuardReport)
+    own_app_ids: tuple[str, ...] = ()
+    before_write: Callable[[str], bool] | None = None
+    in_flight: str | None = None
     _granted: set[str] | None = field(default=None, init=False, repr=False)
     _tried: bool = field(default=False, init=False, repr=False)
 
@@ -84,11 +94,12 @@ def resolve_step(ctx: StepContext, result: ActionResult) -> Target | None:
         target, rid = get_user(ctx.client, user)
     except GraphNotFound as exc:
         if is_object_id(user) and result.action == "isolate":
-            sp = own_service_principal_id(ctx.client, ctx.tenant.client_id)
-            if sp is not None and sp.lower() == user.lower():
-                result.add("resolve", STEP_SKIPPED, "not a user: the object id is td-graph's own service principal")
-                result.add("guard", STEP_REFUSED, "refused: td-graph never isolates its own service principal")
-                return None
+            for app_id in ctx.own_app_ids or (ctx.tenant.client_id,):
+                sp = own_service_principal_id(ctx.client, app_id)
+                if sp is not None and sp.lower() == user.lower():
+                    result.add("resolve", STEP_SKIPPED, "not a user: the object id is td-graph's own service principal")
+                    result.add("guard", STEP_REFUSED, "refused: td-graph never isolates its own service principal")
+                    return None
         detail, hint = advise("resolve", exc)
         result.add("resolve", STEP_FAILED, detail, hint=hint, **error_fields(exc))
         return None
@@ -112,18 +123,27 @@ def resolve_step(ctx: StepContext, result: ActionResult) -> Target | None:
 
 def write_step(ctx: StepContext, result: ActionResult, name: str, method: str, path: str,
                body: dict[str, Any] | None, done: str) -> None:
-    """One write request, recorded as step ``name`` (ok with ``done``, or failed with advice)."""
+    """One write request, recorded as step ``name`` (ok with ``done``, or failed with advice).
+
+    Nothing is sent when ``ctx.before_write`` says no (the started record could not be stored)."""
     client = ctx.client
+    if ctx.before_write is not None and not ctx.before_write(name):
+        result.add(name, STEP_FAILED, "not attempted: the action's audit record could not be stored",
+                   hint="fix the isolation store (see the audit error), then run the same command again")
+        return
+    ctx.in_flight = name
     try:
         resp = client.request(
             method, client.url("v1.0", path), json=body, source=SOURCE, throttle_class="directory",
             expect_json=False,
         )
     except TdGraphError as exc:
+        ctx.in_flight = None
         detail, hint = advise(name, exc, privileged=ctx.report.privileged, roles=ctx.report.describe_roles(),
                               granted=ctx.granted() if getattr(exc, "status", None) == 403 else None)
         result.add(name, STEP_FAILED, detail, hint=hint, **error_fields(exc))
         return
+    ctx.in_flight = None
     rid = header(resp.headers, "request-id")
     if _false_value(resp):
         result.add(name, STEP_FAILED, f"Graph answered {resp.status_code} but with value=false", request_id=rid,
@@ -143,7 +163,7 @@ def read_back(ctx: StepContext, user_id: str,
         try:
             target, rid = get_user(ctx.client, user_id)
         except TdGraphError as exc:
-            log.warning("read-back of %s failed: %s", user_id, exc)
+            log.warning("read-back of %s failed: %s", user_id, describe(exc))
             rid = getattr(exc, "request_id", None) or rid
             target = None
         if target is not None and check(target):

@@ -45,6 +45,7 @@ import threading
 import uuid
 from typing import Any
 
+from . import directory_guards  # the guard rails' other reads (aliases, groups, PIM)
 from .routes import SimRequest, SimResponse, graph_error, page_response, register_route
 from .timefmt import format_ts
 
@@ -466,6 +467,7 @@ def install() -> None:
     """(Re-)register the routes; safe to call any number of times."""
     for method, pattern, handler, permissions in _ROUTES:
         register_route(method, pattern, handler, permissions=permissions, throttle="directory")
+    directory_guards.install()
 
 
 install()
