@@ -160,7 +160,8 @@ def documented_records(tmp_path_factory) -> list[dict]:
             run = run_source(spec.name, f"sources/{spec.name}.yaml", tmp_path_factory.mktemp(spec.name.replace(".", "_")),
                              runs=2 if spec.name in ("directory.users", "directory.groups") else 1)
             out.extend(run.records)
-    assert any(r["event_time"] is None for r in out) and any(r["event_time"] for r in out)
+    # The contract: event_time is never null (objects without a timestamp carry the observed time).
+    assert out and all(isinstance(r["event_time"], str) and r["event_time"] for r in out)
     return out
 
 
@@ -658,3 +659,44 @@ def test_conf_comments_do_not_claim_what_the_code_does_not_do():
             assert not re.search(r"truncates the file", comments), path
             assert not re.search(r"commits a page once \w+ (has )?read it", comments), path
             assert "pip install td-graph-plugin" not in comments, path
+
+
+def test_systemd_unit_checks_before_each_start_and_cannot_loop_on_a_broken_config(tmp_path):
+    """``td-graph check`` is ExecStartPre; a config error (2) from ``run`` is never retried, and
+    since RestartPreventExitStatus= "has no effect on processes configured via ExecStartPre="
+    (systemd.service(5)), the start limit is what ends retries of a failing check
+    (systemd.unit(5) StartLimitIntervalSec=: "units which are configured for Restart=, and which
+    reach the start limit are not attempted to be restarted anymore").  The check command is
+    then run exactly as the unit writes it (paths swapped for the test's): 0, 1 and 2 as documented."""
+    unit = _unit()
+    svc = unit["Service"]
+    assert svc["ExecStartPre"] == f"{TD_GRAPH} check -c {CONFIG}"
+    assert svc["ExecStart"] == f"{TD_GRAPH} run -c {CONFIG}"
+    assert "2" in svc["RestartPreventExitStatus"].split() and svc["Restart"] == "on-failure"
+
+    def seconds(span: str) -> int:
+        m = re.fullmatch(r"(\d+)(s|sec|min|h)?", span)
+        assert m, span
+        return int(m.group(1)) * {None: 1, "s": 1, "sec": 1, "min": 60, "h": 3600}[m.group(2)]
+
+    burst, interval = int(unit["Unit"]["StartLimitBurst"]), seconds(unit["Unit"]["StartLimitIntervalSec"])
+    # Failing starts come RestartSec apart: the limit is reached, so the loop ends (5 x 10 s < 5 min).
+    assert burst >= 1 and interval > 0 and burst * seconds(svc["RestartSec"]) < interval
+
+    argv = shlex.split(svc["ExecStartPre"])
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({
+        "tenants": [{"name": "t", "tenant_id": "00000000-0000-0000-0000-000000000001",
+                     "client_id": "11111111-1111-1111-1111-111111111111", "client_secret": "x"}],
+        "state": {"path": str(tmp_path / "state.db")},
+        "output": {"type": "file", "path": str(tmp_path / "records.ndjson")},
+    }), encoding="utf-8")
+    no_folder = tmp_path / "no-folder.yaml"
+    no_folder.write_text(good.read_text().replace(str(tmp_path / "state.db"), str(tmp_path / "missing" / "state.db")))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tenants: []\n", encoding="utf-8")
+    for config, expected in ((good, 0), (no_folder, 1), (broken, 2)):
+        command = _installed_td_graph() + [a.replace(CONFIG, str(config)) for a in argv[1:]]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == expected, (config.name, proc.stdout, proc.stderr)
+    assert not (tmp_path / "state.db").exists()  # check creates nothing

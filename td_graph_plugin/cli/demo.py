@@ -1,8 +1,13 @@
 """``td-graph demo``: the whole pipeline offline, on the embedded defaults.
 
 It starts the Graph simulator (TLS on loopback, a throwaway CA), writes a config for it
-(SQLite state, stdout output), runs one collection pass, lets the simulated tenant produce new,
-late and updated events, and runs again: the second pass prints exactly those.
+(SQLite state), runs one collection pass, lets the simulated tenant produce new, late and
+updated events, and runs again: the second pass emits exactly those.  It ends with the
+``td-graph status`` table of its state.
+
+Where things go: piped (``td-graph demo | jq``), the records are NDJSON on stdout and nothing
+else is (the table and the progress lines go to stderr); on a terminal the records go to a
+file whose path is printed at the end, and the table to stdout.
 
 The simulator is not part of the runtime's dependencies: it needs ``trustme`` (its throwaway
 CA), installed by the ``demo`` extra.  ``run_demo`` and ``run_simulate`` check for it first and
@@ -17,6 +22,7 @@ import os
 import sys
 import tempfile
 from datetime import timedelta
+from typing import TextIO
 
 import yaml
 
@@ -87,6 +93,9 @@ def run_simulate(port: int = 8443, profile: str = "e5", host: str = "127.0.0.1")
 
 
 def run_demo(profile: str = "e5", rounds: int = 2, state_path: str | None = None) -> int:
+    """Run the demo; records go to stdout when it is piped, to a file named at the end on a
+    terminal.  It ends with ``td-graph status``'s table: on stderr when the records are on
+    stdout (a pipe stays pure NDJSON), on stdout otherwise."""
     refused = _refuse("demo")
     if refused is not None:
         return refused
@@ -94,12 +103,14 @@ def run_demo(profile: str = "e5", rounds: int = 2, state_path: str | None = None
     from .exits import guarded
     from .run_cmd import cmd_run
 
+    records = _records_file() if sys.stdout.isatty() else None
+    output = {"type": "file", "path": records} if records else {"type": "stdout"}
     with tempfile.TemporaryDirectory(prefix="td-graph-demo-") as workdir, GraphSimulator(workdir=workdir) as sim:
         tenant = sim.add_tenant(profile=profile)
         config_path = os.path.join(workdir, "td-graph.yaml")
         state = state_path or os.path.join(workdir, "state.db")
         with open(config_path, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(demo_config(sim, tenant, state), fh, sort_keys=False)
+            yaml.safe_dump(demo_config(sim, tenant, state, output=output), fh, sort_keys=False)
         os.environ["TD_GRAPH_DEMO_SECRET"] = tenant.client_secret
         print(f"td-graph demo: simulated tenant ({profile}) at {sim.base_url}", file=sys.stderr)
         code = 0
@@ -112,9 +123,31 @@ def run_demo(profile: str = "e5", rounds: int = 2, state_path: str | None = None
             sys.stdout.flush()
             once = argparse.Namespace(config=config_path, once=True, sources=None, tenants=None, log_level=None)
             code = guarded(cmd_run, once)
-            if code not in (0,):
-                return code
+            if code != 0:
+                break
+        _print_status(config_path, table_to=sys.stdout if records else sys.stderr)
+        if records:
+            print(f"td-graph demo: the records are in {records} (pipe `td-graph demo` to get them on stdout)", file=sys.stderr)
         return code
+
+
+def _records_file() -> str:
+    """A file for the records that outlives the demo (its folder is the caller's to remove)."""
+    return os.path.join(tempfile.mkdtemp(prefix="td-graph-demo-records-"), "records.ndjson")
+
+
+def _print_status(config_path: str, *, table_to: TextIO) -> None:
+    """``td-graph status -c CONFIG``'s table for the demo's state."""
+    from ..runtime import load_validated
+    from ..state import read_state
+    from .status_cmd import render_status, status_rows
+
+    config, _pm, catalogue = load_validated(config_path)
+    snapshot = read_state(config.state_path)
+    print("td-graph demo: where each source stands now (`td-graph status -c FILE`):", file=sys.stderr)
+    table_to.flush()
+    print(render_status(status_rows(config, catalogue, snapshot), snapshot, config.state_path), end="", file=table_to)
+    table_to.flush()
 
 
 def _tenant_activity(tenant) -> None:  # type: ignore[no-untyped-def]

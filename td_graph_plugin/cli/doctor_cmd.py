@@ -1,7 +1,14 @@
-"""``td-graph doctor``: config, token, granted permissions against the guide, licences, the plan.
+"""``td-graph doctor``: ``td-graph check``'s offline checks, then per tenant the token, granted
+permissions against the guide, licences and the plan.
 
-Exit 0 when every tenant has every *Required* permission of the onboarding guide, 1 otherwise
-(or when a token cannot be had), 2 for a configuration error.  Nothing secret is printed.
+Exit 0 when the offline checks pass and every tenant has every *Required* permission of the
+onboarding guide, 1 otherwise (or when a token cannot be had), 2 for a configuration error.
+A collector running with this config is not a failed check here (it is for ``check``, which
+runs before ``run`` starts).  ``--format json`` adds ``check`` ({ok, exit, checks: [{name,
+status, detail}]}) beside ``tenants``; ``ok`` covers both.  With ``isolation.protected_users``
+set, each tenant's report resolves them (``protected_users``: {entries, unresolvable}); an
+unresolvable entry is reported, not a failed exit (it stops isolate/release, not collection).
+Nothing secret is printed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from ..licensing import CAPABILITIES
 from ..plan import missing_permissions, verdict_for
 from ..status import OK
 from ..catalogue import Catalogue
+from .check_cmd import CheckReport, render_checks, run_checks
 
 __all__ = ["register", "diagnose_tenant", "render_table"]
 
@@ -35,6 +43,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from ..metrics import Metrics
     from ..runtime import load_validated
 
+    # `td-graph check` first (offline); a collector already running with this config is the
+    # normal state of a live system here, not a problem (it is for check before run starts).
+    check = run_checks(args.config, collector_running_ok=True)
+    if check.exit_code == 2 or check.failed("hooks"):  # nothing to diagnose without them
+        _print(args.format, check, [])
+        if check.error is not None:
+            raise check.error  # one line on stderr and exit 2, as every command does
+        return check.exit_code
     config, _pm, catalogue = load_validated(args.config)
     tenants = [t for t in config.tenants if not args.tenant or t.name == args.tenant]
     if args.tenant and not tenants:
@@ -48,11 +64,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
             reports.append(diagnose_tenant(config, catalogue, tenant, client))
         finally:
             client.close()
-    if args.format == "json":
-        print(json.dumps({"tenants": reports, "ok": all(r["ok"] for r in reports)}, indent=2, sort_keys=True))
+    ok = _print(args.format, check, reports)
+    return 0 if ok else 1
+
+
+def _print(fmt: str, check: CheckReport, reports: list[dict[str, Any]]) -> bool:
+    """Print check's lines (``check`` in json), then the tenants; True when all is well."""
+    ok = check.ok and all(r["ok"] for r in reports)
+    if fmt == "json":
+        print(json.dumps({"check": check.as_json(), "tenants": reports, "ok": ok}, indent=2, sort_keys=True))
     else:
-        print(render_table(reports))
-    return 0 if all(r["ok"] for r in reports) else 1
+        print("Offline checks (td-graph check):")
+        print("".join(f"  {line}\n" for line in render_checks(check).splitlines()))
+        if reports:
+            print(render_table(reports), end="")
+    return ok
 
 
 def diagnose_tenant(config: Config, catalogue: Catalogue, tenant: TenantConfig, client: Any) -> dict[str, Any]:
@@ -99,6 +125,14 @@ def diagnose_tenant(config: Config, catalogue: Catalogue, tenant: TenantConfig, 
         v = verdict_for(spec, tenant.cloud, d)
         plan.append({"source": spec.name, "status": v.status, "reason": v.reason})
     report["plan"] = plan
+    if config.protected_users:  # what isolate/release resolve before any write (they refuse on a miss)
+        from ..isolation.protected import unresolvable_protected_entries
+
+        report["protected_users"] = {
+            "entries": len(config.protected_users),
+            "unresolvable": unresolvable_protected_entries(config, tenant, client),
+        }
+    report["isolation"] = _isolation_section(config, tenant, client, d.permissions)
     missing_required = [r["permission"] for r in rows if r["requirement"] == REQUIRED and r["granted"] is False]
     report["missing_required"] = missing_required
     report["ok"] = not missing_required and d.permissions is not None
@@ -137,6 +171,13 @@ def render_table(reports: list[dict[str, Any]]) -> str:
         for p in r["plan"]:
             verdict = "will run" if p["status"] == OK else f"skipped ({p['status']}): {p['reason']}"
             out.append(f"    {p['source']:<{w}}  {verdict}")
+        protected = r.get("protected_users")
+        if protected is not None and protected["unresolvable"]:
+            out.append(f"  protected  UNRESOLVED: {', '.join(protected['unresolvable'])}: isolate/release refuse "
+                       "in this tenant until each names a user (fix isolation.protected_users)")
+        elif protected is not None:
+            out.append(f"  protected  {protected['entries']} protected_users entries resolved")
+        out.extend(_render_isolation_section(r.get("isolation")))
         if r["missing_required"]:
             out.append(f"  MISSING REQUIRED PERMISSIONS: {', '.join(r['missing_required'])}")
             out.append(f"  grant admin consent: {r['admin_consent_url']}")
@@ -145,3 +186,17 @@ def render_table(reports: list[dict[str, Any]]) -> str:
             out.append(f"  grant admin consent: {r['admin_consent_url']}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _isolation_section(config: Config, tenant: TenantConfig, client: Any, granted: set[str] | None) -> dict[str, Any]:
+    """Which app isolate/release act as, and a warning when the collector's own app holds a
+    permission that can disable users (isolation/doctor.py)."""
+    from ..isolation.doctor import isolation_checks
+
+    return isolation_checks(config, tenant, client, granted)
+
+
+def _render_isolation_section(section: dict[str, Any] | None) -> list[str]:
+    from ..isolation.doctor import render_isolation
+
+    return render_isolation(section) if section is not None else []
