@@ -51,6 +51,7 @@ from .auth import TokenProvider, quiet_third_party_loggers
 from .classify import TRANSPORT_ERRORS, classify, classify_transport, header, is_retryable
 from .clouds import link_problem, resolve_endpoints
 from .http import build_session
+from .jsonbody import loads_page
 from .paging import AnyEvent, Page, follow_links, prefetched
 from .ratelimit import RateLimiter
 from .serverclock import ServerClock
@@ -349,7 +350,7 @@ class GraphClient:
                 problem = "Graph answered with an empty body"
             else:
                 try:
-                    data = orjson.loads(body)
+                    data = loads_page(body)
                 except orjson.JSONDecodeError:
                     problem = "Graph answered with a body that is not valid JSON (truncated?)"
                 else:
