@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11: the Debian packages the host
-# tests start (syslog-ng with its Python module, rsyslog, Prometheus; systemd for systemd-analyze), a virtualenv with
+# tests start (syslog-ng with its Python module, rsyslog, Prometheus, PostgreSQL; systemd for systemd-analyze), a virtualenv with
 # td-graph and its test extras, then pytest. Arguments go to pytest (e.g. -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # rsyslog and syslog-ng-core conflict in Debian (both provide system-log-daemon), so they cannot
 # be installed side by side: syslog-ng and Prometheus are installed, rsyslog's libraries too,
 # and the rsyslog package itself is unpacked into .cache/rsyslog for the tests to start.
-debs=(syslog-ng-core syslog-ng-mod-python python3-venv prometheus libestr0 libfastjson4 liblognorm5 systemd)
+# postgresql: the server the state-backend and cluster tests start themselves (initdb + pg_ctl in
+# a temporary folder, as the postgres user when run as root; tests/pg_support.py).
+debs=(syslog-ng-core syslog-ng-mod-python python3-venv prometheus libestr0 libfastjson4 liblognorm5 systemd postgresql)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,7 +30,7 @@ if [ ! -x .cache/rsyslog/usr/sbin/rsyslogd ]; then
   dpkg -x .cache/rsyslog_*.deb .cache/rsyslog && rm -f .cache/rsyslog_*.deb
 fi
 # The packaged daemons must not run as services here: the tests start their own instances.
-for svc in syslog-ng rsyslog prometheus; do
+for svc in syslog-ng rsyslog prometheus postgresql; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" 2>/dev/null || true
   fi
