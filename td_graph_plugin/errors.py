@@ -13,6 +13,7 @@ __all__ = [
     "PluginError",
     "StateError",
     "StateLocked",
+    "LeaseLost",
     "OutputError",
     "AuthError",
     "GraphError",
@@ -80,6 +81,23 @@ class StateLocked(StateError):
         super().__init__(
             f"state database {path} is in use by another td-graph process (pid {owner}); "
             "give each process its own state.path"
+        )
+
+
+class LeaseLost(StateError):
+    """This replica no longer holds the tenant's lease (another replica took it over, or the
+    lease expired while this one was frozen): the page's checkpoint was not written and this
+    replica must drop the tenant (the new owner re-reads from the last committed checkpoint)."""
+
+    def __init__(self, tenant: str, replica: str, epoch: int | None) -> None:
+        self.tenant = tenant
+        self.replica = replica
+        self.epoch = epoch
+        held = f"epoch {epoch}" if epoch is not None else "no lease"
+        super().__init__(
+            f"tenant {tenant}: replica {replica} lost its lease ({held}); the tenant was taken over "
+            f"by another replica (or the lease expired), so replica {replica} drops it without "
+            "committing"
         )
 
 

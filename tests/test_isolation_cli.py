@@ -222,3 +222,25 @@ def test_no_secret_or_token_in_any_output(sim, tmp_path):
     tokens = list(sim.tokens._tokens)
     assert tokens and not any(tok in blob for tok in tokens)
     assert "Bearer sim." not in blob and '"password"' not in blob
+
+
+def test_with_the_postgresql_state_the_collector_emits_the_isolation_record(sim, tmp_path, pg_url):
+    """With ``state.url`` the audit record is stored in PostgreSQL (a replica on another host
+    must see it), and the replica that owns the tenant emits it, exactly once."""
+    out = tmp_path / "records.ndjson"
+    e = Env(sim, tmp_path, output={"type": "file", "path": str(out)})
+    cfg = yaml.safe_load(open(e.config, encoding="utf-8"))
+    cfg["state"] = {"url": pg_url}
+    cfg["cluster"] = {"replica": "replica-a", "lease_ttl": "5s"}
+    with open(e.config, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(cfg, fh)
+    p = e.isolate("alice@contoso.test")
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists(e.state_path[:-3] + "-isolation.db"), "no SQLite isolation file with state.url"
+    for _ in range(2):
+        run = e.run("run", "-c", e.config, "--once", "--sources", "td_graph.isolation")
+        assert run.returncode == 0, run.stderr
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 2, "emitted exactly once: the started record, then the final one"
+    rec = json.loads(lines[1])
+    assert rec["source"] == "td_graph.isolation" and rec["data"]["action"] == "isolate" and rec["data"]["outcome"] == "ok"

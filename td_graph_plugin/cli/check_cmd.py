@@ -180,6 +180,9 @@ def _lock_owner(path: str) -> tuple[str | None, str | None]:
 
 
 def _check_state(report: CheckReport, config: Config, collector_running_ok: bool) -> None:
+    if config.state_url:
+        _check_database(report, config)
+        return
     path = config.state_path
     problem = _folder_problem(path) or _file_problem(path)
     if problem is None:
@@ -204,8 +207,40 @@ def _check_state(report: CheckReport, config: Config, collector_running_ok: bool
     report.add("state", FAILED, problem)
 
 
+def _check_database(report: CheckReport, config: Config) -> None:
+    """state.url: reachable, schema version not newer, clock skew against the database (leases
+    expire by the database's clock; the thresholds and why: ``state.pgcheck``)."""
+    from ..state.pgcheck import SKEW_FAIL, SKEW_WARN, probe_database
+
+    try:
+        probe = probe_database(str(config.state_url))
+    except StateError as exc:
+        report.add("state", FAILED, str(exc))
+        return
+    if probe.newer:
+        report.add("state", FAILED, f"{probe.where} has td-graph schema version {probe.schema_version}, newer than "
+                                    f"this td-graph understands ({probe.newest_known}): upgrade td-graph")
+    else:
+        found = ("new (td-graph creates its schema on the first run)" if probe.schema_version is None
+                 else f"schema version {probe.schema_version}"
+                 + (" (migrated on the first run)" if probe.schema_version < probe.newest_known else ""))
+        report.add("state", OK, f"{probe.where} (PostgreSQL {probe.server_version}): reachable, {found}")
+    skew = abs(probe.skew)
+    detail = (f"this machine's clock is {skew:.1f}s {'behind' if probe.skew > 0 else 'ahead of'} the database's "
+              "(leases expire by the database's clock; status times come from each replica's)")
+    if skew > SKEW_FAIL:
+        report.add("clock", FAILED, f"{detail}: more than {SKEW_FAIL:.0f}s; fix time sync (NTP) on this host")
+    elif skew > SKEW_WARN:
+        report.add("clock", WARNING, f"{detail}: more than {SKEW_WARN:.0f}s; check time sync (NTP)")
+    else:
+        report.add("clock", OK, f"within {SKEW_WARN:.0f}s of the database ({probe.skew:+.2f}s)")
+
+
 def _check_isolation_store(report: CheckReport, config: Config) -> None:
     """The collector only reads the store (when it exists); isolate/release create and write it."""
+    if config.state_url:
+        report.add("isolation store", OK, "in the state database (state.url), shared by every replica")
+        return
     path = config.isolation_state_path
     unreadable = _file_problem(path)
     if unreadable is not None:

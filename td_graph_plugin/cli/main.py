@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_log_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from . import capture_cmd, check_cmd, conf_cmd, doctor_cmd, isolation_cmd, run_cmd, status_cmd
+    from . import capture_cmd, check_cmd, conf_cmd, doctor_cmd, isolation_cmd, run_cmd, state_cmd, status_cmd
 
     run_cmd.register(sub)
     src = sub.add_parser("sources", help="the source catalogue, third-party plugins included")
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", help="state database (default: a temporary one)")
     demo.set_defaults(func=_cmd_demo)
 
-    for module in (doctor_cmd, check_cmd, status_cmd, isolation_cmd, conf_cmd, capture_cmd):
+    for module in (doctor_cmd, check_cmd, status_cmd, isolation_cmd, conf_cmd, capture_cmd, state_cmd):
         module.register(sub)
     # Register every command above this line: each gets --log-level/--log-format here.
     for command in {id(p): p for p in sub.choices.values()}.values():

@@ -72,12 +72,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ..runtime import load_validated
 
     config, _pm, catalogue = load_validated(args.config)
-    snapshot = read_state(config.state_path)
+    snapshot = read_state(config)
     rows = status_rows(config, catalogue, snapshot)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
-        print(render_status(rows, snapshot, config.state_path), end="")
+        where = snapshot.path if snapshot is not None and config.state_url else config.state_path
+        if snapshot is None and config.state_url:
+            from ..state.pgschema import describe_url
+
+            where = describe_url(config.state_url)
+        print(render_status(rows, snapshot, where), end="")
     return status_exit(rows)
 
 
@@ -94,11 +99,19 @@ def status_rows(
             if tenant.cloud not in spec.clouds:
                 continue  # not a job: the engine never schedules it (doctor's plan names it)
             row = found.get((tenant.name, spec.name))
-            out.append(_row(tenant.name, spec.name, row, now))
+            owner = snapshot.owner(tenant.name) if snapshot is not None else _default_owner(config)
+            out.append(_row(tenant.name, spec.name, row, now, owner))
     return out
 
 
-def _row(tenant: str, source: str, row: SourceRow | None, now: float) -> dict[str, Any]:
+def _default_owner(config: Config) -> str | None:
+    """Before any state exists: SQLite's one process, or (a cluster) no owner yet."""
+    return None if getattr(config, "state_url", None) else LOCAL_REPLICA
+
+
+def _row(
+    tenant: str, source: str, row: SourceRow | None, now: float, owner: str | None = LOCAL_REPLICA
+) -> dict[str, Any]:
     """The JSON object of one pair (the keys the module docstring lists)."""
     def get(name: str) -> Any:
         return None if row is None else getattr(row, name)
@@ -124,7 +137,7 @@ def _row(tenant: str, source: str, row: SourceRow | None, now: float) -> dict[st
         "next_check": _time(get("next_check")),
         "checkpoint_at": _time(get("updated_at")),
         "query_shape": get("query_shape") or DEFAULT_SHAPE,
-        "replica": LOCAL_REPLICA,
+        "replica": owner,
     }
 
 

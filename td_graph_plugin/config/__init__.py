@@ -3,6 +3,7 @@
 from .loader import CLOUD_NAMES, OUTPUT_FORMATS, OUTPUT_TYPES, load_config, parse_config
 from .model import (
     CertificateConfig,
+    ClusterConfig,
     Config,
     HttpConfig,
     IsolationCredential,
@@ -19,6 +20,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "CertificateConfig",
+    "ClusterConfig",
     "Config",
     "HttpConfig",
     "IsolationCredential",

@@ -19,7 +19,15 @@ from typing import Any, Iterable, Mapping as MappingType
 from ..catalogue import selects
 from ..clouds import CLOUD_NAMES
 from ..errors import ConfigError
-from .model import Config, HttpConfig, SourceSettings, SourcesConfig, ThrottleOverride
+from .model import (
+    DEFAULT_LEASE_TTL,
+    MIN_LEASE_TTL,
+    ClusterConfig,
+    Config,
+    HttpConfig,
+    default_replica,
+)
+from .model import SourceSettings, SourcesConfig, ThrottleOverride
 from .tenants import is_isolation_block, tenants
 from .typed import Mapping, Problems, expand
 from .yamlfile import read_yaml
@@ -63,12 +71,12 @@ def parse_config(
     data = expand(data, "", env, p, defer=is_isolation_block)
     top = Mapping(data, "", p, required=("tenants",), optional=(
         "sources", "state", "output", "metrics", "isolation", "hooks_dir", "http", "engine", "logging",
-        "throttling",
+        "throttling", "cluster",
     ))
 
     tenant_list = tuple(tenants(top.get("tenants"), p, env))
     sources = _sources(top.get("sources"), p, source_names)
-    state = Mapping(top.get("state") or {}, "state", p, optional=("path",))
+    state = Mapping(top.get("state") or {}, "state", p, optional=("path", "url"))
     output = _output(top.get("output"), p)
     metrics = Mapping(top.get("metrics") or {}, "metrics", p, optional=("listen", "unhealthy_after"))
     isolation = Mapping(top.get("isolation") or {}, "isolation", p, optional=("protected_users", "state_path"))
@@ -97,11 +105,15 @@ def parse_config(
     throttling = _throttling(top.get("throttling"), p)
     level = logging_.str("level", default="info", choices=("debug", "info", "warning", "error"))
     state_path = state.str("path", default="./td-graph-state.db")
+    state_url = _state_url(state, p, file)
+    cluster = _cluster(top.get("cluster"), state_url, p)
     p.raise_if_any()
     return Config(
         tenants=tenant_list,
         sources=sources,
         state_path=state_path,
+        state_url=state_url,
+        cluster=cluster,
         metrics_listen=listen,
         unhealthy_after=unhealthy_after,
         protected_users=tuple(protected),
@@ -117,6 +129,47 @@ def parse_config(
 
 
 # --- sections ------------------------------------------------------------------------------
+
+_PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _state_url(state: Mapping, p: Problems, file: str) -> str | None:
+    """``state.url``: a PostgreSQL URL, instead of (never together with) ``state.path``."""
+    url = state.str("url")
+    if url is None:
+        return None
+    if state.get("path") is not None:
+        p.add("state.url", f"state.url and state.path are both set in {file}: keep one (state.path: "
+              "SQLite for one process; state.url: PostgreSQL shared by a cluster of replicas)")
+    if not url.startswith(_PG_SCHEMES):
+        # never echo the value: it may carry a password
+        p.add("state.url", "must be a PostgreSQL URL such as postgresql://td-graph@db.internal/tdgraph")
+        return None
+    return url
+
+
+def _cluster(value: Any, state_url: str | None, p: Problems) -> ClusterConfig | None:
+    """``cluster``: this replica's name and the lease TTL; only meaningful with shared state."""
+    if value is None:
+        return ClusterConfig() if state_url else None
+    m = Mapping(value, "cluster", p, optional=("replica", "lease_ttl"))
+    if state_url is None:
+        p.add("cluster", "needs state.url (PostgreSQL): with state.path (SQLite) one process owns every "
+              "tenant and there is no cluster to configure")
+    replica = m.str("replica")
+    if replica is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,62}", replica):
+        p.add("cluster.replica", "must be 1-63 letters, digits or . _ - @ : (it names this replica in "
+              "status, leases and connection names)")
+        replica = None
+    ttl = m.duration("lease_ttl")
+    if ttl is not None and ttl < timedelta(seconds=MIN_LEASE_TTL):
+        p.add("cluster.lease_ttl", f"must be at least {MIN_LEASE_TTL:.0f}s (replicas renew at a fraction of it)")
+        ttl = None
+    return ClusterConfig(
+        replica=replica or default_replica(),
+        lease_ttl=ttl.total_seconds() if ttl is not None else DEFAULT_LEASE_TTL,
+    )
+
 
 def _output(value: Any, p: Problems) -> dict[str, Any]:
     """``output``: where records go, in which shape, and (file) when td-graph rotates it."""

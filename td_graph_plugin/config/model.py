@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Iterable
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "Secret",
@@ -16,7 +19,26 @@ __all__ = [
     "HttpConfig",
     "ThrottleOverride",
     "Config",
+    "ClusterConfig",
+    "default_replica",
 ]
+
+DEFAULT_LEASE_TTL = 30.0
+MIN_LEASE_TTL = 3.0
+
+
+def default_replica() -> str:
+    """``<hostname>-<pid>``: unique per process, so two processes never share a replica's
+    output position unless the operator names them alike."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``cluster``: set (with defaults) whenever ``state.url`` is, None with SQLite."""
+
+    replica: str = field(default_factory=default_replica)
+    lease_ttl: float = DEFAULT_LEASE_TTL  # seconds
 
 
 class Secret:
@@ -130,6 +152,9 @@ class Config:
     tenants: tuple[TenantConfig, ...]
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     state_path: str = "./td-graph-state.db"
+    # PostgreSQL (cluster), instead of state.path; repr=False: the URL may hold a password
+    state_url: str | None = field(default=None, repr=False)
+    cluster: ClusterConfig | None = None  # set whenever state_url is
     output_type: str = "stdout"
     output_path: str | None = None
     output_format: str = "raw"  # raw | ecs | ocsf
@@ -166,6 +191,10 @@ class Config:
                 iso = t.isolation
                 creds += [iso.client_secret, iso.certificate and iso.certificate.passphrase]
             out += [c.reveal() for c in creds if isinstance(c, Secret)]
+        if self.state_url:
+            password = urlsplit(self.state_url).password
+            if password:
+                out += [password, unquote(password)]
         return out
 
     def unknown_tenants(self, names: Iterable[str]) -> list[str]:

@@ -38,6 +38,8 @@ from ..config.model import Config, TenantConfig
 from ..errors import ConfigError
 from ..metrics import Metrics
 from ..state import StateStore
+from ..state.backend import StateBackend
+from ..state.opening import open_isolation_store
 from ..timeutil import format_time, utcnow
 from .advice import advise
 from .audit import store_and_emit, store_started
@@ -82,10 +84,11 @@ def requesting_user(explicit: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def open_store(config: Config) -> Iterator[StateStore]:
+def open_store(config: Config) -> Iterator[StateBackend]:
     """The shared isolation audit store (``config.isolation_state_path``), not the collector's
     state: isolation must work while ``td-graph run`` holds that (the 3 a.m. case)."""
-    store = StateStore(config.isolation_state_path, exclusive=False)
+    store = open_isolation_store(config)
+    assert store is not None  # missing_ok=False: always a store
     try:
         yield store
     finally:

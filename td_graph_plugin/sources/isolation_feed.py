@@ -10,25 +10,20 @@ local store, not Graph, so it needs no client and no licence plan.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..config.model import Config
 from ..spec import SourceSpec
 from ..state import Commit, StateStore
+from ..state.opening import open_isolation_store
 from ..timeutil import parse_time, to_epoch
 
 if TYPE_CHECKING:
     from ..collector.context import SourceRun
 
-__all__ = ["FEED_SPEC", "SOURCE", "open_audit_store"]
+__all__ = ["FEED_SPEC", "SOURCE"]
 
 SOURCE = "td_graph.isolation"
-
-
-def open_audit_store(path: str) -> StateStore | None:
-    """The shared isolation store, or None while no isolation has ever been recorded."""
-    return StateStore(path, exclusive=False) if os.path.exists(path) else None
 
 
 class _AuditFeed:
@@ -38,8 +33,14 @@ class _AuditFeed:
 
     def collect(self, run: SourceRun) -> None:
         tenant = run.tenant.name
-        path = run.config.isolation_state_path if run.config is not None else None
-        store = run.resources.get(("isolation-store", path), lambda: open_audit_store(path)) if path else None
+        config = run.config
+        # The shared isolation store (SQLite file, or the cluster's PostgreSQL state); None
+        # while no isolation was ever recorded.
+        store = (
+            run.resources.get(("isolation-store",), lambda: open_isolation_store(config, missing_ok=True))
+            if config is not None
+            else None
+        )
         cursor = run.state.cursor(tenant, SOURCE) or {"last_row": 0}
         last = int(cursor.get("last_row", 0))
         while store is not None and not run.stopping:
@@ -56,7 +57,7 @@ class _AuditFeed:
         self, spec: SourceSpec, state: StateStore, config: Config, tenant: str, records: Sequence[dict[str, Any]]
     ) -> Commit | None:
         """Move the cursor past the stored rows whose records are already in the output."""
-        store = open_audit_store(config.isolation_state_path)
+        store = open_isolation_store(config, missing_ok=True)
         if store is None:
             return None
         ids = {r["id"] for r in records}

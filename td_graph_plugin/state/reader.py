@@ -13,44 +13,32 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import StateError
+from .snapshot import LOCAL, SourceRow, StateSnapshot
 from .store import SCHEMA_VERSION
 
-__all__ = ["SourceRow", "StateSnapshot", "read_state"]
+if TYPE_CHECKING:
+    from ..config.model import Config
+
+__all__ = ["SourceRow", "StateSnapshot", "read_state", "LOCAL"]
 
 
-@dataclass(frozen=True)
-class SourceRow:
-    """What the state holds about one tenant x source (None: never written)."""
-
-    tenant: str
-    source: str
-    cursor: dict[str, Any] | None = None
-    updated_at: float | None = None  # the checkpoint's last write
-    last_success: float | None = None  # the last completed pass
-    newest_event: float | None = None  # the newest event_time committed
-    state: str | None = None  # source_status: ok | unlicensed | forbidden | disabled | failing
-    reason: str | None = None
-    since: float | None = None  # in this state since
-    next_check: float | None = None  # held or failing: when it is tried again
-    query_shape: str | None = None  # the query shape in use, once the state records one
-
-
-@dataclass(frozen=True)
-class StateSnapshot:
-    path: str
-    rows: dict[tuple[str, str], SourceRow]
-
-
-def read_state(path: str) -> StateSnapshot | None:
-    """Everything the state says about each tenant x source; None when ``path`` does not exist.
+def read_state(source: str | Config) -> StateSnapshot | None:
+    """Everything the state says about each tenant x source; None when the state does not exist
+    yet. ``source``: a SQLite path, or a config (its ``state.url`` when set, else its path).
 
     Raises ``StateError`` for a file that is not a td-graph state or has a newer schema.
     """
+    if not isinstance(source, str):
+        if getattr(source, "state_url", None):
+            from .pgreader import read_pg_state
+
+            return read_pg_state(str(source.state_url))
+        source = source.state_path
+    path = source
     if path == ":memory:" or not os.path.exists(path):
         return None
     db = _connect(path)

@@ -24,7 +24,7 @@ from ..errors import StateError, StateLocked
 
 __all__ = ["StateStore", "Commit", "SCHEMA_VERSION", "OutputMark"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATE_MODE = 0o600  # cursors and audit records: the owner's only (-wal/-shm inherit it)
 
 # (output name, position, identity of the file the position is in); the short form without
@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS isolations (
     id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
     action TEXT NOT NULL, at REAL NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS isolations_by_user ON isolations (tenant, user_id, id);
+-- v3: the query shape a source fell back to (and why), so a restart keeps the healed shape.
+CREATE TABLE IF NOT EXISTS query_shapes (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, shape TEXT NOT NULL, reason TEXT,
+    since REAL NOT NULL, PRIMARY KEY (tenant, source));
 """
 
 
@@ -175,8 +179,11 @@ class StateStore:
         db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
         if "file" not in {r[1] for r in db.execute("PRAGMA table_info(outputs)")}:
             db.execute("ALTER TABLE outputs ADD COLUMN file TEXT")  # v2 files from before identities
+        # v2 -> v3 only adds a table (created above): every row stays; the version moves up.
         db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (str(SCHEMA_VERSION),),
         )
         self._streams: dict[tuple[str, str], int] = {}
 
@@ -205,6 +212,9 @@ class StateStore:
             sid = self._db.execute("SELECT id FROM streams WHERE tenant=? AND source=?", key).fetchone()[0]
             self._streams[key] = sid
         return sid
+
+    def set_fencing(self, provider: Any) -> None:
+        """SQLite has one process (the file lock): no other replica can take a tenant over."""
 
     def close(self) -> None:
         with self._lock:
@@ -338,7 +348,7 @@ class StateStore:
     def reset_source(self, tenant: str, source: str) -> None:
         """Forget a source's cursor, keys and hashes (explicit operator action only)."""
         with self._lock:
-            for table in ("checkpoints", "objects", "source_status"):
+            for table in ("checkpoints", "objects", "source_status", "query_shapes"):
                 self._db.execute(f"DELETE FROM {table} WHERE tenant=? AND source=?", (tenant, source))
             self._db.execute("DELETE FROM seen WHERE stream=?", (self._stream(tenant, source),))
 
@@ -364,6 +374,29 @@ class StateStore:
                 "since=CASE WHEN source_status.state=excluded.state THEN source_status.since ELSE excluded.since END, "
                 "state=excluded.state, reason=excluded.reason, next_check=excluded.next_check",
                 (tenant, source, state, reason, now, next_check),
+            )
+
+    # --- query shapes (a source's healed query) ---------------------------------------
+    def query_shape(self, tenant: str, source: str) -> str | None:
+        """The query shape a source settled on (None: the spec's default shape)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT shape FROM query_shapes WHERE tenant=? AND source=?", (tenant, source)
+            ).fetchone()
+        return row[0] if row else None
+
+    def set_query_shape(self, tenant: str, source: str, shape: str | None, reason: str | None) -> None:
+        """Remember (or, with None, forget) the shape so a restart does not relearn it."""
+        with self._lock:
+            if shape is None:
+                self._db.execute("DELETE FROM query_shapes WHERE tenant=? AND source=?", (tenant, source))
+                return
+            self._db.execute(
+                "INSERT INTO query_shapes(tenant, source, shape, reason, since) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(tenant, source) DO UPDATE SET reason=excluded.reason, "
+                "since=CASE WHEN query_shapes.shape=excluded.shape THEN query_shapes.since ELSE excluded.since END, "
+                "shape=excluded.shape",
+                (tenant, source, shape, reason, time.time()),
             )
 
     # --- isolation audit -----------------------------------------------------------------
