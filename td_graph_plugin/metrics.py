@@ -45,6 +45,10 @@ EXPORTED_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "td_graph_isolation_actions_total": ("counter", ("tenant", "action", "result")),
     "td_graph_build_info": ("gauge", ("version",)),
     "td_graph_source_interval_seconds": ("gauge", ("tenant", "source")),
+    "td_graph_cluster_replicas": ("gauge", ()),
+    "td_graph_tenants_owned": ("gauge", ("replica",)),
+    "td_graph_lease_takeovers_total": ("counter", ("replica",)),
+    "td_graph_app_budget_wait_seconds_total": ("counter", ("class",)),
 }
 # Besides the table: prometheus_client's standard process collector (process_cpu_seconds_total,
 # process_resident_memory_bytes, process_open_fds, process_start_time_seconds, ...), unlabelled.
@@ -157,6 +161,25 @@ class Metrics:
             ["tenant", "source"],
             registry=r,
         )
+        # The cluster (state.url): set by cluster.Coordinator (replicas reads 0 on SQLite).
+        self.cluster_replicas = Gauge(
+            "td_graph_cluster_replicas", "Live replicas (heartbeat within cluster.lease_ttl)", registry=r
+        )
+        self.tenants_owned = Gauge(
+            "td_graph_tenants_owned", "Tenants whose lease this replica holds", ["replica"], registry=r
+        )
+        self.lease_takeovers = Counter(
+            "td_graph_lease_takeovers",
+            "Tenants this replica took over from another replica whose lease expired",
+            ["replica"],
+            registry=r,
+        )
+        self.app_budget_waits = Counter(
+            "td_graph_app_budget_wait_seconds",
+            "Seconds requests waited for an app-wide Graph budget shared by the tenants of one client_id",
+            ["class"],
+            registry=r,
+        )
         ProcessCollector(registry=r)  # CPU, memory, open files of this process (Linux /proc)
         self._newest_event: dict[tuple[str, str], float] = {}
         self._states: dict[tuple[str, str], str] = {}
@@ -245,6 +268,11 @@ class Metrics:
     def source_interval(self, tenant: str, source: str, seconds: float) -> None:
         """The interval a job runs at (the engine sets it when it plans the job)."""
         self.interval_seconds.labels(tenant, source).set(seconds)
+
+    def app_budget_wait(self, cls: str, seconds: float) -> None:
+        """Time a request waited for an app-wide budget (class: identity_reports | global)."""
+        if seconds > 0:
+            self.app_budget_waits.labels(cls).inc(seconds)
 
     def token(self, tenant: str, result: str) -> None:
         self.token_requests.labels(tenant, result).inc()

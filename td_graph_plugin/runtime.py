@@ -20,6 +20,7 @@ from .config import Config, load_config
 from .config.model import SourceSettings
 from .errors import ConfigError, StateLocked
 from .formats import build_formatter
+from .graph.appbudget import AppBudgets
 from .logsetup import register_secrets
 from .metrics import Metrics
 from .outputs import output_from_config
@@ -27,6 +28,7 @@ from .plan import TenantPlanner
 from .plugins import create_plugin_manager, load_catalogue
 from .sources.isolation_feed import FEED_SPEC
 from .state import StateStore
+from .state.opening import open_state
 
 __all__ = ["Runtime", "load_validated", "build_runtime", "check_selection", "file_sink", "FeedFlusher"]
 
@@ -116,7 +118,7 @@ def build_runtime(
     metrics: Metrics | None = None,
     stop: threading.Event | None = None,
 ) -> Runtime:
-    state = StateStore(config.state_path)
+    state = open_state(config)
     try:
         sink = make_sink(state)
         metrics = metrics or Metrics()
@@ -124,6 +126,9 @@ def build_runtime(
         engine = Engine(
             config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop, planner=TenantPlanner(),
             formatter=build_formatter(config.output_format, pm),
+            # Graph's per-app limits, shared by this process's tenants of one client_id (a cluster
+            # sets the replica's share: engine.app_budgets.set_share(coordinator.share)).
+            app_budgets=AppBudgets.for_throttling(config.throttling),
         )
     except BaseException:
         state.close()
@@ -154,6 +159,11 @@ class FeedFlusher:
                 "emits it into the pipeline, not this command",
                 record["id"],
             )
+            return
+        if self.config.state_url:
+            # a cluster: the replica that owns the tenant emits the row through its feed
+            self.deferred = True
+            log.info("the cluster's collector emits audit record %s into the pipeline", record["id"])
             return
         try:
             state = StateStore(self.config.state_path)

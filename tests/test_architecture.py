@@ -21,7 +21,7 @@ PKG = ROOT / "td_graph_plugin"
 LAYERS: list[set[str]] = [
     {"errors", "durations", "timeutil", "licensing", "guide", "logsetup", "clouds", "status"},
     {"", "spec", "hookspecs", "catalogue", "config", "state", "metrics"},  # "" = the package root
-    {"graph", "discovery", "plan", "outputs", "formats", "sources", "plugins"},
+    {"graph", "discovery", "plan", "outputs", "formats", "sources", "plugins", "cluster"},
     {"collector"},
     {"isolation"},
     {"runtime", "observability", "simulator", "capture"},

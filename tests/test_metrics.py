@@ -40,10 +40,15 @@ CONTRACT = {
     "td_graph_token_requests_total": ("counter", {"tenant", "result"}),
     "td_graph_isolation_actions_total": ("counter", {"tenant", "action", "result"}),
     # Rows the contract's table gained with issue 14 item 14 (build info, and the interval the
-    # alert rules derive staleness from).  The cluster rows (td_graph_cluster_replicas, ...)
-    # come with the cluster and are not exported yet.
+    # alert rules derive staleness from).
     "td_graph_build_info": ("gauge", {"version"}),
     "td_graph_source_interval_seconds": ("gauge", {"tenant", "source"}),
+    # The cluster (issue 15, state.url): set by cluster.Coordinator.
+    "td_graph_cluster_replicas": ("gauge", set()),
+    "td_graph_tenants_owned": ("gauge", {"replica"}),
+    "td_graph_lease_takeovers_total": ("counter", {"replica"}),
+    # App-wide Graph budgets (issue 15 item 3): waiting for a budget shared across tenants.
+    "td_graph_app_budget_wait_seconds_total": ("counter", {"class"}),
 }
 # prometheus_client's process collector (issue 14 item 14): standard names, no labels.
 PROCESS_FAMILIES = {
@@ -76,6 +81,10 @@ def exercise(m: Metrics) -> None:
     m.token("contoso", "issued")
     m.isolation("contoso", "disable", "ok")
     m.source_interval("contoso", "audit_logs.sign_ins", 300)
+    m.cluster_replicas.set(2)
+    m.tenants_owned.labels("collector-a").set(1)
+    m.lease_takeovers.labels("collector-a").inc()
+    m.app_budget_wait("identity_reports", 0.5)
 
 
 def families(m: Metrics) -> dict:

@@ -155,6 +155,10 @@ def test_real_prometheus_scrapes_td_graph_and_fires_alerts(tmp_path):
     metrics.error("contoso", "audit_logs.sign_ins", "transient")
     metrics.token("contoso", "issued")
     metrics.isolation("contoso", "disable", "ok")
+    metrics.app_budget_wait("identity_reports", 0.5)  # a request waited for its app's budget
+    metrics.cluster_replicas.set(2)  # a cluster replica (state.url), as cluster.Coordinator does
+    metrics.tenants_owned.labels("collector-a").set(3)
+    metrics.lease_takeovers.labels("collector-a").inc()
     for source in ("audit_logs.sign_ins", "directory.users"):  # as the engine does for each job
         metrics.source_interval("contoso", source, 300)
     rules = short_for_rules(ALERTS, str(tmp_path / "alerts-short.yml"), for_seconds=2)

@@ -67,14 +67,21 @@ def _split(value: str | None) -> list[str] | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..logsetup import setup_logging
     from ..observability import ProgressDisplay, start_metrics_server
+    from ..metrics import Metrics
     from ..runtime import build_runtime, check_selection, file_sink, load_validated
+    from .run_cluster import FencedSink, Replica
 
     config, pm, catalogue = load_validated(args.config)
     setup_logging(args.log_level or config.log_level)
     _tune_gc()
     tenants, sources = _split(args.tenants), _split(args.sources)
     check_selection(config, catalogue, tenants, sources)
-    runtime = build_runtime(config, pm, catalogue, make_sink=lambda state: file_sink(config, catalogue, state))
+    replica = Replica(config, tenants, Metrics())  # the cluster side (state.url); no-op on SQLite
+    fence = replica.fence()
+    make_sink = (lambda state: file_sink(config, catalogue, state)) if fence is None else (
+        lambda state: FencedSink.for_config(config, catalogue, state, fence)
+    )
+    runtime = build_runtime(config, pm, catalogue, make_sink=make_sink, metrics=replica.metrics)
     server = progress = None
     try:
         runtime.sink.open()
@@ -87,7 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not jobs:
             log.warning("no source is enabled for the selected tenants; nothing to do")
             return 0
+        owns = replica.join(runtime)  # a cluster: claims this replica's share before the first job
         if args.once:
+            if owns is not None:  # this replica's share; the other replicas run theirs
+                jobs = [j for j in jobs if owns(j.tenant.name)]
             results = runtime.engine.run_once(jobs)
             if runtime.engine.fatal is not None:
                 raise runtime.engine.fatal
@@ -97,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "collecting %d tenant x source jobs; SIGTERM or Ctrl-C stops cleanly",
             sum(1 for j in jobs if j.spec.reads_graph),
         )
-        runtime.engine.run_forever(jobs)
+        runtime.engine.run_forever(jobs, owns=owns)
         if runtime.engine.fatal is not None:
             raise runtime.engine.fatal
         log.info("stopped; state saved")
@@ -108,6 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
         runtime.sink.close()
+        replica.leave(release=runtime.engine.fatal is None)  # after the last commit: leases freed at once
         runtime.close()
 
 

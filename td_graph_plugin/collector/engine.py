@@ -31,6 +31,7 @@ from ..errors import (
     GraphStopped,
     GraphThrottled,
     GraphUnauthorized,
+    LeaseLost,
     OutputError,
     SourceSkipped,
     StateError,
@@ -97,8 +98,11 @@ class Engine:
         stop: threading.Event | None = None,
         planner: TenantPlanner | None = None,
         formatter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        app_budgets: Any = None,
     ) -> None:
         self.config = config
+        from ..graph.appbudget import AppBudgets  # Graph's per-app limits across tenants; build_runtime: one per process
+        self.app_budgets = app_budgets or AppBudgets.for_throttling(config.throttling)
         self.planner = planner
         self.recheck_min = RECHECK_MIN
         self.catalogue = catalogue
@@ -147,7 +151,7 @@ class Engine:
             name: Budget(o.requests, o.per, concurrency=o.concurrency, per_key=(name == "usage_reports"))
             for name, o in self.config.throttling.items()
         }
-        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop, limiter=RateLimiter(budgets))
+        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop, limiter=RateLimiter(budgets), app_budgets=self.app_budgets)
 
     def client(self, tenant: TenantConfig) -> Any:
         with self._clients_lock:
@@ -176,8 +180,24 @@ class Engine:
 
     # --- one job ---------------------------------------------------------------------------
     def run_job(self, job: Job) -> JobResult:
-        tenant, spec = job.tenant.name, job.spec.name
+        """Run one job; a lost tenant lease (cluster) ends it quietly: not a failure, no status
+        written, the new owner resumes from the last committed page."""
         started = time.monotonic()
+        try:
+            return self._run_job(job, started)
+        except LeaseLost as exc:
+            with self._active_lock:
+                self._active.pop(job.key, None)
+            log.warning("%s/%s: lease lost, dropped (%s)", job.tenant.name, job.spec.name, exc)
+            return JobResult(job, STOPPED, RunStats(), exc, time.monotonic() - started)
+
+    def busy(self, tenant: str) -> bool:
+        """Whether a job of ``tenant`` is running (the cluster hands a tenant over once idle)."""
+        with self._active_lock:
+            return any(key[0] == tenant for key in self._active)
+
+    def _run_job(self, job: Job, started: float) -> JobResult:
+        tenant, spec = job.tenant.name, job.spec.name
         run = SourceRun(
             tenant=job.tenant,
             spec=job.spec,
@@ -202,6 +222,8 @@ class Engine:
                 if skip is not None:
                     return self._finish(job, skip[0], run.stats, SourceSkipped(skip[1]), started)
             collector_for(job.spec).collect(run)
+        except LeaseLost:
+            raise
         except (StateError, OutputError) as exc:
             self._fatal = exc
             self.stop.set()
@@ -338,6 +360,8 @@ class Engine:
         interval = result.job.interval()
         if result.status == OK:
             return interval
+        if isinstance(result.error, LeaseLost):
+            return min(interval, 1.0)  # runs again once (if ever) this replica owns the tenant
         if result.status in HELD:
             return self._recheck_delay(result.job)
         if result.status == DISABLED:
@@ -360,8 +384,12 @@ class Engine:
             futures = [pool.submit(self.run_job, job) for job in _interleave_tenants(jobs)]
             return [f.result() for f in futures]
 
-    def run_forever(self, jobs: list[Job]) -> None:
-        """Run every job on its interval until ``stop`` is set; state is saved per page."""
+    def run_forever(self, jobs: list[Job], owns: Callable[[str], bool] | None = None) -> None:
+        """Run every job on its interval until ``stop`` is set; state is saved per page.
+
+        ``owns(tenant)`` (a cluster replica): a due job of a tenant this replica does not hold
+        is looked at again every second instead of run, so a tenant gained starts within a
+        second and a tenant lost starts nothing new.  None: every tenant is ours."""
         due: list[tuple[float, int, Job]] = [(time.monotonic(), i, j) for i, j in enumerate(_interleave_tenants(jobs))]
         heapq.heapify(due)
         running: dict[tuple[str, str], Future[JobResult]] = {}
@@ -374,7 +402,10 @@ class Engine:
                 with lock:
                     while due and due[0][0] <= now:
                         _, _, job = heapq.heappop(due)
-                        if job.key not in running:
+                        if owns is not None and not owns(job.tenant.name):
+                            seq += 1
+                            heapq.heappush(due, (now + 1.0, seq, job))
+                        elif job.key not in running:
                             ready.append(job)
                 for job in ready:
                     if self.stop.is_set():

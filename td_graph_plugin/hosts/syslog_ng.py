@@ -210,6 +210,7 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
         self._queue_size = DEFAULT_QUEUE_SIZE
         self._ack_timeout = DEFAULT_ACK_TIMEOUT_MS
         self._runtime: Any = None
+        self._replica: Any = None
         self._sink: AckSink | None = None
         self._thread: threading.Thread | None = None
         self._server: Any = None
@@ -269,9 +270,9 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
             log.error("%s", exc)
             return False
         try:  # a locked or corrupt state database refuses the config now, not at the first page
-            from ..state import StateStore
+            from ..state.opening import open_state
 
-            StateStore(config.state_path).close()
+            open_state(config).close()
         except StateError as exc:
             log.error("%s (syslog-ng source not started)", exc)
             return False
@@ -317,13 +318,16 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
         return True
 
     def _start(self) -> None:
+        from ..cli.run_cluster import FencedAckSink, Replica
+        from ..metrics import Metrics
         from ..runtime import build_runtime
 
         config, pm, catalogue = self._load()
         stop = threading.Event()
-        runtime = build_runtime(
-            config, pm, catalogue, make_sink=lambda state: AckSink(state, stop=stop, max_queue=self._queue_size), stop=stop
-        )
+        self._replica = replica = Replica(config, self._tenants, Metrics())  # each process: a replica
+        fence, q = replica.fence(), self._queue_size
+        runtime = build_runtime(config, pm, catalogue, metrics=replica.metrics, stop=stop, make_sink=lambda state: (
+            AckSink(state, stop=stop, max_queue=q) if fence is None else FencedAckSink(state, fence=fence, stop=stop, max_queue=q)))
         self._generation += 1
         self._runtime, self._sink = runtime, runtime.sink
         if config.metrics_listen:
@@ -338,16 +342,16 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
         if not jobs:
             log.warning("no source is enabled for the selected tenants; nothing to collect")
         self._thread = threading.Thread(
-            target=self._run, args=(runtime, jobs), name="td-graph-engine", daemon=True
+            target=self._run, args=(runtime, jobs, replica.join(runtime) if jobs else None), name="td-graph-engine", daemon=True
         )
         self._thread.start()
         log.info("collecting %d tenant x source jobs for syslog-ng", len(jobs))
 
     @staticmethod
-    def _run(runtime: Any, jobs: list[Any]) -> None:
+    def _run(runtime: Any, jobs: list[Any], owns: Any = None) -> None:
         try:
             if jobs:
-                runtime.engine.run_forever(jobs)
+                runtime.engine.run_forever(jobs, owns=owns)
         except Exception:
             log.exception("the collector engine stopped unexpectedly")
             runtime.stop.set()
@@ -435,9 +439,11 @@ class GraphFetcher(LogFetcher):  # type: ignore[misc,valid-type]
                 server.stop()
             except Exception:
                 log.exception("stopping the metrics endpoint failed")
+        if self._replica is not None:  # after the last commit: free the leases for the other replicas
+            self._replica.leave(release=runtime is None or runtime.engine.fatal is None)
         if runtime is not None:
             try:
                 runtime.close()
             except Exception:
                 log.exception("closing the state database failed")
-        self._runtime = self._sink = self._thread = self._server = None
+        self._runtime = self._sink = self._thread = self._server = self._replica = None

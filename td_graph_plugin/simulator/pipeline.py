@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
 import orjson
 
-from . import auth, routes
+from . import app_limits, auth, request_log, routes
 from .downloads import DOWNLOAD_PREFIX
 from .endpoints import lookup
 from .graph_routes import download
@@ -70,8 +71,10 @@ def _graph(sim: "SimCore", method: str, path: str, raw_query: str, headers, ids:
     if problem is not None:
         return problem
     assert tenant is not None
+    started = time.time()
     resp = _graph_authenticated(sim, method, path, raw_query, headers, ids, tenant, client_id, body)
     resp.tenant_id = tenant.tenant_id
+    request_log.note(sim, tenant, client_id, headers, path, resp.status, started)  # off unless attached
     return resp
 
 
@@ -115,6 +118,9 @@ def _graph_authenticated(sim: "SimCore", method: str, path: str, raw_query: str,
         ok, retry_after = sim._budgets.check(tenant.tenant_id, client_id, ep.throttle, sim.now())
         if not ok:
             return throttled(429, retry_after, ids)
+    refused = app_limits.check(sim, client_id, ep.throttle, ids)  # per app across tenants; opt-in
+    if refused is not None:
+        return refused
     for requirement in ep.permissions:
         if not tenant.has_permission(requirement):
             status, code, message = ep.missing_permission
