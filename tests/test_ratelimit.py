@@ -174,3 +174,51 @@ def test_thread_safety_never_exceeds_budget():
     assert len(grants) == 9
     for i in range(len(grants) - 3):
         assert grants[i + 3] - grants[i] >= 0.19
+
+
+# --- issue 15: gates (app-wide budgets), try_acquire, set_budget, retry_floor ---------------------
+def test_try_acquire_takes_every_class_or_none(clock):
+    rl = RateLimiter({"a": (2, 10.0), "b": (1, 10.0)}, clock=clock.now, sleep=clock.sleep, guard=0.0)
+    assert rl.try_acquire("a", "b") == 0.0
+    assert rl.try_acquire("a", "b") == pytest.approx(10.0)  # b is full: nothing taken
+    assert rl.delay("a") == 0.0  # a still has its second slot
+    assert rl.try_acquire("a") == 0.0
+    assert rl.try_acquire("a") == pytest.approx(10.0)
+
+
+def test_the_gate_is_asked_only_when_the_class_has_a_slot(clock):
+    rl = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    asked: list[float] = []
+    waited: list[float] = []
+
+    def gate() -> float:
+        asked.append(clock.t)
+        return 0.0 if len(asked) != 2 else 3.0  # the 2nd ask: the gate wants 3 s
+
+    for _ in range(2):
+        assert rl.acquire("identity_reports", gate=gate, on_gate_wait=waited.append)
+    assert asked == [500.0, 500.0, 503.0] and waited == [3.0]
+    # The slot taken after the gate's wait is stamped with the time it was taken.
+    assert list(rl._bucket("identity_reports", None)[1].sent) == [500.0, 503.0]
+    for _ in range(3):
+        rl.acquire("identity_reports", gate=gate)
+    n = len(asked)
+    rl.acquire("identity_reports", gate=gate)  # the 6th: the class is full, the gate waits its turn
+    assert asked[n:] == [clock.t] and clock.t == pytest.approx(500.0 + 10.25)
+
+
+def test_set_budget_takes_effect_at_once(clock):
+    rl = RateLimiter({"x": (4, 10.0)}, clock=clock.now, sleep=clock.sleep, guard=0.0)
+    for _ in range(2):
+        rl.acquire("x")
+    rl.set_budget("x", Budget(2, 10.0))
+    assert rl.delay("x") == pytest.approx(10.0)
+
+
+def test_retry_floor_is_the_documented_window():
+    from td_graph_plugin.graph.ratelimit import retry_floor
+
+    assert retry_floor("identity_protection") == 1.0
+    assert retry_floor("identity_reports") == 10.0
+    assert retry_floor("security") == 60.0
+    assert retry_floor("no-such-class") == DEFAULT_BUDGETS["default"].window

@@ -3,9 +3,15 @@
 * Every request carries a fresh ``client-request-id`` and, on the Graph host only, the
   Bearer token.
 * Retried: 429, 500, 502, 503, 504, connection errors and resets, read timeouts, and 2xx
-  bodies that are not JSON (truncated).  The wait is Retry-After (seconds or HTTP-date) or
-  exponential backoff with full jitter; a single wait above ``http.max_retry_wait`` raises
-  at once with ``retry_after`` set so the scheduler can defer the source.
+  bodies that are not JSON (truncated).  The wait is Retry-After (seconds, a float, or an
+  HTTP-date), honoured exactly and never less; without it, a 429 or 503 waits at least its
+  class's documented window (``ratelimit.retry_floor``: Identity Protection 1 s, identity
+  reports 10 s) and holds the class back for the tenant's other workers, with jitter that
+  only ever adds; other failures use exponential backoff with full jitter.  A single wait
+  above ``http.max_retry_wait`` raises at once with ``retry_after`` set so the scheduler can
+  defer the source.
+* Admission: the tenant's ``RateLimiter`` and, when given, the app's ``AppBudgets`` (the
+  limits shared by every tenant of one client_id) must both admit a request at once.
 * 401: the token is invalidated and re-acquired once.
 * Paging follows the whole ``@odata.nextLink``; params go on the first request only,
   headers on every page; a repeated nextLink is an error.
@@ -47,13 +53,14 @@ from ..errors import (
     TdGraphError,
 )
 from ..metrics import Metrics
+from .appbudget import AppBudgets
 from .auth import TokenProvider, quiet_third_party_loggers
 from .classify import TRANSPORT_ERRORS, classify, classify_transport, header, is_retryable
 from .clouds import link_problem, resolve_endpoints
 from .http import build_session
 from .jsonbody import loads_page
 from .paging import AnyEvent, Page, follow_links, prefetched
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, retry_floor
 from .serverclock import ServerClock
 from .transport import RedirectRefused, TooLarge, send
 
@@ -63,6 +70,8 @@ log = logging.getLogger("td_graph_plugin.graph.client")
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
+JITTER_FRACTION = 0.25  # a floored wait gets up to this share of it added, never taken away
+FLOORED_STATUSES = (429, 503)  # without Retry-After: wait at least the class's window
 # The largest body read for one request unless the caller says otherwise (a JSON page).  Graph
 # pages are a few MiB at most ($top is capped at 999 objects and the largest objects are tens
 # of KiB); 64 MiB leaves a wide margin and still bounds what a broken or hostile answer can
@@ -111,6 +120,7 @@ class GraphClient:
         stop: threading.Event | None = None,
         sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
+        app_budgets: AppBudgets | None = None,
     ) -> None:
         self.tenant = tenant
         self.http = http
@@ -124,6 +134,7 @@ class GraphClient:
             tenant, self.session, metrics, endpoints=self.endpoints, timeout=self._timeout
         )
         self.limiter = limiter or RateLimiter()
+        self.app_budgets = app_budgets
         self.server_clock = ServerClock()  # Graph's time from Date headers (window ends)
         self.stop = stop or threading.Event()
         self._sleep = sleep
@@ -151,9 +162,21 @@ class GraphClient:
             and not any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url)
         )
 
-    def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for retry number ``attempt`` (0-based)."""
-        return self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2.0**attempt)))
+    def backoff(self, attempt: int, floor: float = 0.0) -> float:
+        """The wait before retry number ``attempt`` (0-based) of an answer without Retry-After.
+        No ``floor`` (500/502/504, resets, timeouts): full jitter, ``uniform(0, min(60,
+        2**attempt))``.  A ``floor`` (a 429 or 503: the class's window): at least ``max(floor,
+        min(60, 2**attempt))``, plus up to a quarter of that as jitter, which only ever adds."""
+        step = min(BACKOFF_CAP, BACKOFF_BASE * (2.0**attempt))
+        if floor <= 0:
+            return self._rng.uniform(0.0, step)
+        low = max(floor, step)
+        return low + self._rng.uniform(0.0, low * JITTER_FRACTION)
+
+    def _admit(self, throttle_class: str, key: str | None, stop: Any) -> bool:
+        if self.app_budgets is None:
+            return self.limiter.acquire(throttle_class, key, stop)
+        return self.app_budgets.admit(self.tenant.client_id, throttle_class, self.limiter, key, stop, self.metrics)
 
     @staticmethod
     def _check_stop(stop: Any, path: str) -> None:
@@ -212,7 +235,7 @@ class GraphClient:
         reauthed = False
         while True:
             self._check_stop(stop, path)
-            if not self.limiter.acquire(throttle_class, throttle_key, stop):
+            if not self._admit(throttle_class, throttle_key, stop):
                 raise GraphStopped("stopped", path=path)  # returned early, without a slot
             try:
                 self._check_stop(stop, path)
@@ -234,8 +257,12 @@ class GraphClient:
 
             if not outcome.retryable:
                 raise self._fail(err, source)
-            wait = err.retry_after if err.retry_after is not None else self.backoff(attempt)
-            if isinstance(err, GraphThrottled):
+            floored = isinstance(err, GraphThrottled) or err.status in FLOORED_STATUSES
+            if err.retry_after is not None:
+                wait = err.retry_after  # exactly what Graph asked for, never less
+            else:
+                wait = self.backoff(attempt, retry_floor(throttle_class) if floored else 0.0)
+            if floored:  # the tenant's other workers of the class hold back too
                 self.limiter.penalize(throttle_class, wait, throttle_key)
             if attempt >= self.http.max_retries:
                 if err.retry_after is None:
