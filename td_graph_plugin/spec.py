@@ -20,7 +20,7 @@ from .clouds import CLOUD_NAMES
 from .durations import parse_duration
 from .errors import PluginError
 
-__all__ = ["SourceSpec", "MODES", "FILTER_OPERATORS", "THROTTLE_CLASSES"]
+__all__ = ["SourceSpec", "QueryShape", "DEFAULT_SHAPE", "MODES", "FILTER_OPERATORS", "THROTTLE_CLASSES"]
 
 MODES = ("window", "delta", "snapshot")
 # Lower-bound and upper-bound comparison operators an endpoint may accept on its time field.
@@ -36,8 +36,46 @@ THROTTLE_CLASSES = (
     "intune",
     "usage_reports",
 )
+DEFAULT_SHAPE = "default"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _VERSIONS = ("v1.0", "beta")
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """One way to ask a window endpoint for a time window (issue 12, "query shapes that heal").
+
+    A spec's ``shapes`` are tried in order: when Graph answers 400 naming a query option the
+    current shape sends (``$filter``, ``$top``), the source moves to the next shape that sends
+    that option differently, remembers it in the state and keeps collecting.
+
+    :param name: shown in ``status``/``doctor`` and stored in the state.
+    :param time_field: filter on this field instead of the spec's ``time_field`` (None: the spec's).
+    :param filter_ops: (lower, upper) operators instead of the spec's (None: the spec's).
+    :param top: ``$top`` to send instead of the source's page size; 0: send none (None: unchanged).
+    :param client_side_window: send no time ``$filter``: read the whole collection and keep
+        the items whose ``time_field`` lies in the window (the safe last resort when a filter
+        is undocumented), one read per run.
+    :param why: why the shape is safe (the documentation it rests on), for readers and ``doctor``.
+    """
+
+    name: str
+    time_field: str | None = None
+    filter_ops: tuple[str, str] | None = None
+    top: int | None = None
+    client_side_window: bool = False
+    why: str = ""
+
+    def uses(self, option: str) -> bool:
+        """Does this shape send ``option`` (``$filter`` on the time field, ``$top``)?"""
+        if option == "$filter":
+            return not self.client_side_window
+        if option == "$top":
+            return self.top != 0
+        return True
+
+
+_DEFAULT_SHAPES = (QueryShape(DEFAULT_SHAPE),)
 
 
 @dataclass(frozen=True)
@@ -68,6 +106,11 @@ class SourceSpec:
     :param collector: the object that reads this source when no mode reads it the right way
         (``collect(run)``, ``adopt(...)``, ``uses_graph``; see ``collector.base.SourceCollector``);
         td-graph's isolation audit feed names one that reads a local store. None: the mode's.
+    :param max_offset: window mode, offset-paged endpoints (``$skip`` in the nextLink): the
+        deepest offset one query follows a nextLink to.  A window holding more is split into
+        narrower windows (see ``collector/offsets.py``); the endpoint must support ``$count``.
+        None: follow every nextLink.
+    :param shapes: window mode: the query shapes to try, first = the default (see ``QueryShape``).
     :param related: ``{field: path with {id}}`` collections fetched per object and attached under
         ``field`` when the source's ``fetch_alerts`` setting is on — for incidents, whose
         ``$expand=alerts`` with a ``$filter`` fails on large tenants.
@@ -104,6 +147,8 @@ class SourceSpec:
     pager: Callable[..., Any] | None = None
     collector: Any = None
     related: Mapping[str, str] = field(default_factory=dict)
+    max_offset: int | None = None
+    shapes: Sequence[QueryShape] = _DEFAULT_SHAPES
 
     def __post_init__(self) -> None:
         problems = []
@@ -161,6 +206,18 @@ class SourceSpec:
         bad_related = [p for p in self.related.values() if "{id}" not in p or not p.startswith("/")]
         if bad_related:
             problems.append(f"related paths must start with '/' and contain {{id}}: {bad_related}")
+        if self.max_offset is not None and (not isinstance(self.max_offset, int) or self.max_offset < 0):
+            problems.append("max_offset must be a non-negative integer or None")
+        object.__setattr__(self, "shapes", tuple(self.shapes or _DEFAULT_SHAPES))
+        names = [getattr(sh, "name", None) for sh in self.shapes]
+        if not all(isinstance(sh, QueryShape) for sh in self.shapes) or len(set(names)) != len(names):
+            problems.append("shapes must be QueryShape objects with distinct names")
+        else:
+            for sh in self.shapes:
+                ops = sh.filter_ops
+                if ops is not None and (len(ops) != 2 or ops[0] not in FILTER_OPERATORS["lower"]
+                                        or ops[1] not in FILTER_OPERATORS["upper"]):
+                    problems.append(f"shape {sh.name}: filter_ops must be (ge|gt, le|lt)")
         bad_clouds = [c for c in self.clouds if c not in CLOUD_NAMES]
         if bad_clouds:
             problems.append(f"clouds has unknown names {bad_clouds}")
@@ -193,6 +250,9 @@ class SourceSpec:
             if f.name in ("pager", "collector"):
                 continue
             value = getattr(self, f.name)
+            if f.name == "shapes":
+                value = [{k: getattr(sh, k) for k in ("name", "time_field", "filter_ops", "top",
+                                                       "client_side_window", "why")} for sh in value]
             if isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value

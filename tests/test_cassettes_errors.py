@@ -143,7 +143,7 @@ def test_matcher_normalises_instants_but_not_fields_operators_or_tokens():
 # --- (b) the client's classification of each recorded body ------------------------------
 def test_incidents_top_100_is_a_bad_request_with_an_empty_code():
     err, rep, _ = call("errors/incidents_top_over_50.yaml", "/security/incidents",
-                       {"$top": "100", "$filter": first_window_filter("security.incidents")}, PREFER)
+                       {"$top": "100", "$filter": first_window_filter("security.incidents"), "$count": "true"}, PREFER)
     assert type(err) is GraphBadRequest
     assert err.status == 400 and err.code == ""
     assert err.detail == ("The query specified in the URI is not valid. The limit of '50' for Top query has been "
@@ -206,7 +206,8 @@ def test_non_premium_tenant_is_a_licence_error(tmp_path):
 
 def test_missing_application_roles_is_a_permission_error(tmp_path):
     err, _, _ = call("errors/alerts_missing_roles.yaml", "/security/alerts_v2",
-                     {"$top": "1000", "$filter": first_window_filter("security.alerts_v2")}, PREFER)
+                     {"$top": "1000", "$filter": first_window_filter("security.alerts_v2"), "$count": "true"},
+                     PREFER)
     assert type(err) is GraphPermissionError
     assert err.status == 403 and err.code == "Forbidden"
     assert err.detail.startswith("Missing application roles. API required roles: SecurityAlert.Read.All,")

@@ -49,10 +49,8 @@ _OPS = ("eq", "ne", "gt", "ge", "lt", "le")
 # Known mismatches between today's requests and the table, reported to the catalogue's owner
 # (issue 12). Each entry is tolerated until fixed; delete it then. Keys: endpoint|kind|subject.
 PENDING: dict[str, str] = {
-    # riskLastUpdatedDateTime "Supports $filter (eq)" only; a ge/le range on it is undocumented:
-    # https://learn.microsoft.com/en-us/graph/api/resources/riskyserviceprincipal?view=graph-rest-1.0
-    "identity_protection.risky_service_principals|filter-op|riskLastUpdatedDateTime ge": "query-shape fallback",
-    "identity_protection.risky_service_principals|filter-op|riskLastUpdatedDateTime le": "query-shape fallback",
+    # (empty) risky_service_principals' riskLastUpdatedDateTime is eq-only: the catalogue's
+    # default shape now sends no range on it (client-side window), so the entry was removed.
 }
 
 

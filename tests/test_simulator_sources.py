@@ -417,7 +417,10 @@ def test_intune_unlicensed_is_400_request_not_applicable(sim):
 def test_user_registration_details(sim):
     t = sim.add_tenant(profile="p1", volumes={"users": 30})
     g = Graph(sim, t)
-    items, pages = g.all_pages("/v1.0/reports/authenticationMethods/userRegistrationDetails?$top=10")
+    # "supports only the $filter and $orderBy OData query parameters" (no $top): the page size is
+    # the server's, set here to 10.
+    sim.set_page_size("/reports/authenticationMethods/userRegistrationDetails", 10)
+    items, pages = g.all_pages("/v1.0/reports/authenticationMethods/userRegistrationDetails")
     assert pages == 3 and {i["id"] for i in items} == {u["id"] for u in t.users}
     admins, _ = g.all_pages("/v1.0/reports/authenticationMethods/userRegistrationDetails?$filter=" + q("isAdmin eq true"))
     assert {a["id"] for a in admins} == {i["id"] for i in items if i["isAdmin"]}

@@ -23,6 +23,7 @@ from ..errors import TdGraphError
 from ..guide import GUIDE_PERMISSIONS, REQUIRED
 from ..licensing import CAPABILITIES
 from ..plan import missing_permissions, verdict_for
+from ..spec import DEFAULT_SHAPE
 from ..status import OK
 from ..catalogue import Catalogue
 from .check_cmd import CheckReport, render_checks, run_checks
@@ -121,9 +122,13 @@ def diagnose_tenant(config: Config, catalogue: Catalogue, tenant: TenantConfig, 
         "capabilities": sorted(d.capabilities),
     }
     plan = []
+    shapes = query_shapes(config, tenant.name)
     for spec in selected:
         v = verdict_for(spec, tenant.cloud, d)
-        plan.append({"source": spec.name, "status": v.status, "reason": v.reason})
+        row = {"source": spec.name, "status": v.status, "reason": v.reason}
+        if spec.mode == "window":
+            row.update(_shape_row(spec, shapes.get(spec.name)))
+        plan.append(row)
     report["plan"] = plan
     if config.protected_users:  # what isolate/release resolve before any write (they refuse on a miss)
         from ..isolation.protected import unresolvable_protected_entries
@@ -170,6 +175,8 @@ def render_table(reports: list[dict[str, Any]]) -> str:
         w = max((len(p["source"]) for p in r["plan"]), default=10)
         for p in r["plan"]:
             verdict = "will run" if p["status"] == OK else f"skipped ({p['status']}): {p['reason']}"
+            if p.get("query_shape") and (p["query_shape"] != DEFAULT_SHAPE or p.get("query_shape_remembered")):
+                verdict += f"  [query shape {p['query_shape']}: {p.get('query_shape_reason') or 'default'}]"
             out.append(f"    {p['source']:<{w}}  {verdict}")
         protected = r.get("protected_users")
         if protected is not None and protected["unresolvable"]:
@@ -186,6 +193,56 @@ def render_table(reports: list[dict[str, Any]]) -> str:
             out.append(f"  grant admin consent: {r['admin_consent_url']}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def query_shapes(config: Config, tenant: str) -> dict[str, tuple[str, str | None]]:
+    """source -> (query shape, why) the state remembers for ``tenant`` (read-only; empty when
+    the state cannot be read: doctor runs before the first ``run`` too)."""
+    from ..errors import StateError
+    from ..state import read_state
+
+    try:
+        snapshot = read_state(config)
+    except (StateError, OSError, ValueError):
+        return {}
+    if snapshot is None:
+        return {}
+    reasons = _shape_reasons(config, tenant)
+    return {
+        source: (row.query_shape, reasons.get(source))
+        for (t, source), row in snapshot.rows.items()
+        if t == tenant and getattr(row, "query_shape", None)
+    }
+
+
+def _shape_reasons(config: Config, tenant: str) -> dict[str, str]:
+    """Why each shape was adopted (the 400 Graph answered), from a SQLite state; {} otherwise."""
+    import os
+    import sqlite3
+
+    path = getattr(config, "state_path", None)
+    if getattr(config, "state_url", None) or not path or not os.path.exists(path):
+        return {}
+    try:
+        from ..state.reader import _connect
+
+        db = _connect(path)
+        try:
+            rows = db.execute("SELECT source, reason FROM query_shapes WHERE tenant=?", (tenant,)).fetchall()
+        finally:
+            db.close()
+    except Exception:  # an older state without the table, a locked file: the why of the spec will do
+        return {}
+    return {source: reason for source, reason in rows if reason}
+
+
+def _shape_row(spec: Any, stored: tuple[str, str | None] | None) -> dict[str, Any]:
+    """``query_shape`` (the shape the source reads with) and ``query_shape_reason`` (why)."""
+    names = [sh.name for sh in spec.shapes]
+    name, why = stored if stored is not None and stored[0] in names else (names[0], None)
+    shape = spec.shapes[names.index(name)]
+    return {"query_shape": name, "query_shape_reason": why or shape.why or None,
+            "query_shape_remembered": stored is not None}
 
 
 def _isolation_section(config: Config, tenant: TenantConfig, client: Any, granted: set[str] | None) -> dict[str, Any]:

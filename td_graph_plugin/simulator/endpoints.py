@@ -13,13 +13,15 @@ A new window source is one row (its ``collection`` name creates the tenant colle
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from .generators import NEW_DETECTION_SOURCES, NEW_SERVICE_SOURCES, SIGN_IN_EVENT_TYPES, USER_DEFAULT_PROPERTIES
 
 __all__ = ["Endpoint", "ENDPOINTS", "lookup", "register", "unregister", "rows", "MODES", "collection_orders",
-           "all_permissions"]
+           "all_permissions", "UNDOCUMENTED", "strict", "relax", "strict_undocumented"]
 
 # window: time-filtered log (``$filter`` on a timestamp, newest first, skiptoken paging).
 # list: a whole collection, paged.  delta: change tracking via deltaLink.
@@ -440,7 +442,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         missing_permission=_IDP_SCOPES_MISSING,
         capability="workload_id_premium",
         unlicensed=_WORKLOAD_UNLICENSED,
-        time_fields={"riskLastUpdatedDateTime": _ALL_OPS},  # operators ASSUMED [U]
+        # "riskLastUpdatedDateTime ... Supports $filter (eq)"
+        # (https://learn.microsoft.com/graph/api/resources/riskyserviceprincipal): a range is refused.
+        time_fields={"riskLastUpdatedDateTime": frozenset({"eq"})},
         orderable=("riskLastUpdatedDateTime",),
         max_top=500,  # ASSUMED [U]
         default_top=20,  # ASSUMED [U]
@@ -605,9 +609,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         capability="entra_id_p1",  # graph-facts §7
         unlicensed=_NON_PREMIUM,  # ASSUMED [U]: "probably" this code
         time_fields={"lastUpdatedDateTime": _ALL_OPS},  # ASSUMED
-        max_top=999,  # ASSUMED [U] (third-party code sends $top=999)
+        # "This method supports only the $filter and $orderBy OData query parameters"
+        # (https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails,
+        # graph-facts [S44]): $top, $select and $skip are refused like any unsupported option.
+        max_top=None,
         default_top=100,  # ASSUMED [U]
-        options=frozenset({"$filter", "$orderby", "$top", "$select", "$skip"}),
+        options=frozenset({"$filter", "$orderby"}),
         orderable=("userPrincipalName", "userDisplayName", "lastUpdatedDateTime"),
         throttle="identity_reports",
         eq_fields=frozenset({"userPrincipalName", "userType", "isAdmin", "isMfaRegistered", "isMfaCapable",
@@ -680,3 +687,62 @@ def all_permissions() -> set[str]:
         for req in ep.permissions:
             out.update(req.split("|"))
     return out
+
+
+# ----------------------------------------------------------------- strict modes (issue 12)
+# The query shapes td-graph's default shapes rely on although Microsoft does not document them
+# ([U] in graph-facts and the catalogue).  A stricter Graph may refuse each; ``strict(path)``
+# makes this simulator refuse it with the 400 Graph gives for an unsupported filter property
+# ("Invalid filter clause: ...", BadRequest) or an exceeded $top ("The limit of 'N' for Top query
+# has been exceeded", graph-facts §0.3 [O2]), so each fallback shape is exercised.
+UNDOCUMENTED: dict[str, dict] = {
+    # no operator documented for any riskDetection timestamp (riskdetection-list, [S21])
+    "/identityProtection/riskDetections": {"drop_time_fields": ("lastUpdatedDateTime",)},
+    # $filter documented on requestId / servicePrincipalId (eq) only ([S23])
+    "/identityProtection/servicePrincipalRiskDetections": {"drop_time_fields": ("lastUpdatedDateTime",)},
+    # riskyuser-list: "some" OData parameters; no operator on riskLastUpdatedDateTime ([S20])
+    "/identityProtection/riskyUsers": {"drop_time_fields": ("riskLastUpdatedDateTime",)},
+    # secureScores: "$filter={property} eq '{value}'" only ([S7])
+    "/security/secureScores": {"drop_time_fields": ("createdDateTime",)},
+    # Intune auditEvents: no query option documented ([S40])
+    "/deviceManagement/auditEvents": {"drop_time_fields": ("activityDateTime",)},
+    # alerts_v2: $top documented, its maximum not ([S1]); a server limit below td-graph's 1000
+    "/security/alerts_v2": {"max_top": 500},
+}
+_STRICT_ORIGINALS: dict[tuple[str, str], Endpoint] = {}
+
+
+def strict(path: str, *, drop_time_fields: tuple[str, ...] = (), max_top: int | None = None,
+           reject: Mapping[str, tuple[str, str]] | None = None) -> None:
+    """Make the row of ``path`` refuse ``$filter`` on ``drop_time_fields``, ``$top`` above
+    ``max_top`` and the options in ``reject`` ({option: (code, message)}), process-wide (rows
+    are shared like routes), until ``relax(path)``."""
+    for key, ep in list(_INDEX.items()):
+        if key[1] != path.lower():
+            continue
+        base = _STRICT_ORIGINALS.setdefault(key, ep)
+        changes: dict = {"time_fields": {f: ops for f, ops in base.time_fields.items() if f not in drop_time_fields}}
+        if max_top is not None:
+            changes["max_top"] = max_top
+        if reject:
+            changes["rejected_options"] = {**base.rejected_options, **reject}
+        _INDEX[key] = dataclasses.replace(base, **changes)
+
+
+def relax(path: str | None = None) -> None:
+    """Undo ``strict`` for ``path`` (None: every path)."""
+    for key in [k for k in _STRICT_ORIGINALS if path is None or k[1] == path.lower()]:
+        _INDEX[key] = _STRICT_ORIGINALS.pop(key)
+
+
+@contextmanager
+def strict_undocumented(*paths: str) -> Iterator[None]:
+    """Refuse the [U] shapes of ``paths`` (default: all of ``UNDOCUMENTED``) inside the block."""
+    chosen = paths or tuple(UNDOCUMENTED)
+    try:
+        for p in chosen:
+            strict(p, **UNDOCUMENTED[p])
+        yield
+    finally:
+        for p in chosen:
+            relax(p)

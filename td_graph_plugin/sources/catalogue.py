@@ -11,7 +11,7 @@ A permission written ``A|B`` is satisfied by either (least privileged first); ev
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
-from ..spec import SourceSpec
+from ..spec import QueryShape, SourceSpec
 from .isolation_feed import FEED_SPEC
 from .reports import ROW_ID_FIELD, office365_csv_pager
 
@@ -30,6 +30,26 @@ _DIRECTORY = "Directory.Read.All"
 # (https://learn.microsoft.com/graph/api/riskdetection-list,
 # https://learn.microsoft.com/graph/api/provisioningobjectsummary-list).
 _GLOBAL_US = ("global", "usgov", "dod")
+# alerts_v2 / incidents page with $skip offsets. Graph stops serving pages past some offset
+# (Elastic: "past a certain $skip offset the Graph security API stopped returning further pages",
+# https://github.com/elastic/integrations/pull/20348, graph-facts O3); the security API's one
+# documented constraint is "$skip" <= 500
+# (https://learn.microsoft.com/graph/api/resources/security-error-codes#constraints, [S6]).
+# So no query follows a nextLink past offset 500; a window holding more is split.
+_MAX_SECURITY_OFFSET = 500
+
+# Query shapes (issue 12; collector/shapes.py): where a filter field, operator or $top maximum
+# is undocumented ([U]), the default shape is the safe guess and the fallback is a shape that
+# relies only on what the list page documents: the plain collection read, followed by
+# nextLink, with the window applied client-side on the same field (same window semantics:
+# inclusive bounds, dedup on id + version; one read per run instead of one per window).
+def _client_window(why: str) -> QueryShape:
+    return QueryShape("client_window", client_side_window=True, why=why)
+
+
+# "GET /identityProtection/riskDetections" with no option is the documented list call
+# (https://learn.microsoft.com/graph/api/riskdetection-list); $top 500 is its documented maximum.
+_RISK_LIST = _client_window("the documented unfiltered list; lastUpdatedDateTime compared client-side")
 
 # Directory delta $select lists.  Without $select, delta tracks and returns only a default
 # property set ("There is no $select parameter, so a default set of properties is tracked and
@@ -92,9 +112,19 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         throttle_class="security",
         headers=_PREFER_ENUMS,
         clouds=("global", "usgov", "dod"),
+        max_offset=_MAX_SECURITY_OFFSET,
+        shapes=(
+            QueryShape("default"),
+            # alerts_v2 documents $top but no maximum [U]; without $top Graph pages at its own
+            # default size ("$top ... might default to the maximum page size",
+            # https://learn.microsoft.com/graph/paging), which max_offset still bounds.
+            QueryShape("no_top", top=0, why="no $top: the server's default page size"),
+        ),
         description="Defender XDR alerts, polled on lastUpdateDateTime so every update is emitted "
         "again (no delay: an update is stamped when made; the overlap covers late indexing). $top max is undocumented [U]; 1000 is the legacy documented limit. No $orderby "
-        "(not in the documented list).",
+        "(not in the documented list). Offset paging is bounded (max_offset; collector/offsets.py): "
+        "Graph stops serving pages past some $skip (https://github.com/elastic/integrations/issues/20234), "
+        "so a window holding more is split, and $count=true (documented) detects a paging that ended short.",
     ),
     SourceSpec(
         name="security.incidents",
@@ -116,9 +146,11 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         headers=_PREFER_ENUMS,
         clouds=("global", "usgov", "dod"),
         related={"alerts": "/security/incidents/{id}/alerts"},
+        max_offset=_MAX_SECURITY_OFFSET,
         description="Defender XDR incidents; $top above 50 is a 400 with an empty error code. "
         "Never $expand=alerts with a $filter (persistent 500s on large tenants): with the "
-        "fetch_alerts setting, each incident's alerts are read separately and attached.",
+        "fetch_alerts setting, each incident's alerts are read separately and attached. Offset "
+        "paging bounded as alerts_v2's (max_offset).",
     ),
     SourceSpec(
         name="security.secure_scores",
@@ -134,8 +166,15 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         window_chunk="30d",
         throttle_class="secure_score",
         headers=_PREFER_ENUMS,
+        shapes=(
+            QueryShape("default"),
+            # $filter is documented only as "{property} eq '{value}'" [S7]: the plain list (one
+            # object per day) is the documented read (https://learn.microsoft.com/graph/api/security-list-securescores).
+            _client_window("the documented unfiltered list; createdDateTime compared client-side"),
+        ),
         description="The daily Secure Score (one object per day, id {tenantId}_{date}). Filter "
-        "operators on createdDateTime are inferred [I]; ge/le are standard OData.",
+        "operators on createdDateTime are inferred [I]; ge/le are standard OData (a 400 naming $filter "
+        "falls back to the client_window shape).",
     ),
     SourceSpec(
         name="security.secure_score_control_profiles",
@@ -168,8 +207,16 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         throttle_class="identity_protection",
         headers=_PREFER_ENUMS,
         clouds=_GLOBAL_US,
+        shapes=(
+            QueryShape("default"),
+            # riskyuser-list documents "some" OData parameters, no operator on
+            # riskLastUpdatedDateTime [U]; the plain list is documented
+            # (https://learn.microsoft.com/graph/api/riskyuser-list).
+            _client_window("the documented unfiltered list; riskLastUpdatedDateTime compared client-side"),
+        ),
         description="Risky users (full data needs Entra ID P2). Filter operators on "
-        "riskLastUpdatedDateTime are undocumented [U]: ge/le; no $top sent (page size [U]). "
+        "riskLastUpdatedDateTime are undocumented [U]: ge/le (a 400 naming $filter falls back to the "
+        "client_window shape); no $top sent (page size [U]). "
         "Overlap covers the documented up-to-2-hour risk latency. riskDetail is an evolvable enum "
         "(https://learn.microsoft.com/graph/api/resources/riskdetail): Prefer "
         "include-unknown-enum-members. Clouds: as Identity Protection's riskDetections [I] (the "
@@ -195,8 +242,10 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         event_time_field="activityDateTime",
         headers=_PREFER_ENUMS,
         clouds=_GLOBAL_US,
+        shapes=(QueryShape("default"), _RISK_LIST),
         description="Risk detections on lastUpdatedDateTime so late offline detections and "
-        "state changes arrive; $top max 500 (501 is a 400). additionalInfo stays the JSON "
+        "state changes arrive (operators on lastUpdatedDateTime [U]: a 400 naming $filter falls back to "
+        "the client_window shape); $top max 500 (501 is a 400). additionalInfo stays the JSON "
         "string Graph sent. event_time is activityDateTime, \"Date and time that the risky "
         "activity occurred\" (https://learn.microsoft.com/graph/api/resources/riskdetection); "
         "lastUpdatedDateTime stays the cursor. Global and US Government only "
@@ -220,7 +269,15 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         throttle_class="identity_protection",
         headers=_PREFER_ENUMS,
         clouds=_GLOBAL_US,
-        description="Risky service principals (Workload ID Premium). Operators [U]: ge/le. "
+        # The resource documents riskLastUpdatedDateTime as "Supports $filter (eq)" only
+        # (https://learn.microsoft.com/graph/api/resources/riskyserviceprincipal): a ge/le range
+        # is not allowed, so the default shape reads the (small: risky principals only) list and
+        # applies the window client-side.
+        shapes=(QueryShape("default", client_side_window=True,
+                           why="riskLastUpdatedDateTime supports $filter (eq) only; window applied client-side"),),
+        description="Risky service principals (Workload ID Premium). riskLastUpdatedDateTime "
+        "supports $filter (eq) only (https://learn.microsoft.com/graph/api/resources/riskyserviceprincipal): "
+        "no time $filter is sent; the window is applied client-side (shape default). "
         "riskDetail is an evolvable enum (https://learn.microsoft.com/graph/api/resources/riskdetail). "
         "Clouds: as Identity Protection's riskDetections [I].",
     ),
@@ -242,8 +299,14 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         event_time_field="activityDateTime",
         headers=_PREFER_ENUMS,
         clouds=_GLOBAL_US,
+        shapes=(
+            QueryShape("default"),
+            # The resource documents $filter only on requestId/servicePrincipalId (eq) [U]
+            # (https://learn.microsoft.com/graph/api/identityprotectionroot-list-serviceprincipalriskdetections).
+            _client_window("the documented unfiltered list; lastUpdatedDateTime compared client-side"),
+        ),
         description="Service principal risk detections (offline, late). Operators and page "
-        "size [U]: ge/le, no $top. event_time is activityDateTime (the risky activity; "
+        "size [U]: ge/le (fallback: client_window), no $top. event_time is activityDateTime (the risky activity; "
         "https://learn.microsoft.com/graph/api/resources/serviceprincipalriskdetection); "
         "lastUpdatedDateTime stays the cursor. riskDetail is an evolvable enum "
         "(https://learn.microsoft.com/graph/api/resources/riskdetail). Clouds: as riskDetections [I].",
@@ -473,8 +536,15 @@ BUILTIN_SOURCES: tuple[SourceSpec, ...] = (
         overlap="30m",
         delay="5m",
         throttle_class="intune",
+        shapes=(
+            QueryShape("default"),
+            # The Intune list page documents no query option [U]
+            # (https://learn.microsoft.com/graph/api/intune-auditing-auditevent-list).
+            _client_window("the documented unfiltered list; activityDateTime compared client-side"),
+        ),
         description="Intune audit events; needs DeviceManagementApps.Read.All (not a "
-        "Configuration permission). Filter operators [U]: ge/le.",
+        "Configuration permission). Filter operators [U]: ge/le (a 400 naming $filter falls back to "
+        "the client_window shape).",
     ),
     # --- Reports -------------------------------------------------------------------------------
     SourceSpec(
