@@ -4,22 +4,20 @@
     python benchmarks/stages.py --quick    # 30 pages
 
 Fetches real pages from the simulator once (requests, TLS), then replays them in this process
-through td-graph's own functions in the order ``collector.window`` uses them (orjson decode,
-``parse_time`` and the dedup key, ``StateStore.seen_keys``, ``make_record`` + ``format_time``,
-``orjson.dumps`` of the envelope, ``FileOutput.write``, ``StateStore.commit`` and the window-end
-prune) and times each stage with ``time.process_time`` (CPU of this process, all threads,
-including SQLite's).  No network, no threads: this is the CPU floor of the per-record path.
+through td-graph's own functions in the order ``collector.window`` uses them and times each
+stage with ``time.process_time`` (CPU of this process, including SQLite's).  No network, no
+threads: this is the CPU floor of the per-record path.  Two td-graph paths, same pages, rounds
+interleaved (the machine is shared):
 
-Then the same pages through the raw baseline's work (decode, envelope, encode), and through
-three alternatives that need no new dependency, to size the fixes proposed in
-docs/benchmarks.md:
+* **dict** (before issue 16): ``loads_page`` with orjson, every object a dict; the fields read
+  with ``dict.get``; the envelope re-encodes the object;
+* **raw** (issue 16, the default for window sources): ``loads_page`` with ``RAW_FIELDS`` set -
+  msgspec keeps each object's bytes plus the fields the collector reads; the envelope splices
+  the bytes back (``encoding.encode_record``).
 
-* time fast path: ``datetime.fromisoformat`` (C) for Graph's usual ``...:ssZ`` text and the
-  original string reused as ``event_time`` (it is already canonical);
-* dedup keys clustered by time: ``seen2(stream INTEGER, event_time, key)`` as the primary key
-  (WITHOUT ROWID, no second index): a page's keys land on neighbouring B-tree pages, the lookup
-  is a range scan, and the window-end prune deletes a contiguous range;
-* GC: the same replay with the collector's gen-0 threshold raised to 50,000.
+Both share ``parse_time`` (its canonical fast path), ``window_key``, ``StateStore.seen_keys``,
+``make_record``, ``FileOutput.write`` (with its fdatasync), ``StateStore.commit`` and the
+window-end prune.  The raw baseline's own work (orjson decode, envelope, encode) is timed too.
 """
 
 from __future__ import annotations
@@ -28,11 +26,9 @@ import argparse
 import gc
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +36,7 @@ import orjson  # noqa: E402
 import requests  # noqa: E402
 
 from _common import (  # noqa: E402
-    SimProcess, bench_workdir, iso, machine_info, new_secret, say, table, write_result,
+    SimProcess, bench_workdir, iso, machine_info, median, new_secret, say, table, write_result,
 )
 
 SOURCE = "audit_logs.sign_ins"
@@ -66,55 +62,61 @@ def fetch_pages(sim: SimProcess, tenant: dict, secret: str, pages: int) -> list[
     return bodies
 
 
-def td_graph_path(bodies: list[bytes], workdir: str) -> tuple[dict[str, float], int]:
+def td_graph_path(bodies: list[bytes], workdir: str, raw: bool) -> tuple[dict[str, float], int]:
     """The window path as ``collector.window._collect_one`` runs it, one stage at a time."""
     from td_graph_plugin.collector.context import make_record
+    from td_graph_plugin.collector.encoding import encode_record
+    from td_graph_plugin.collector.keys import window_key
     from td_graph_plugin.config.model import TenantConfig
+    from td_graph_plugin.graph.jsonbody import RAW_FIELDS, loads_page
     from td_graph_plugin.outputs.file import FileOutput
     from td_graph_plugin.state import Commit, StateStore
-    from td_graph_plugin.timeutil import format_time, parse_time, to_epoch
+    from td_graph_plugin.timeutil import CANONICAL, format_time, parse_time, to_epoch
 
     tenant = TenantConfig(name="t0000", tenant_id="00000000-0000-0000-0000-000000000000",
                           client_id="00000000-0000-0000-0000-000000000001")
     state = StateStore(os.path.join(workdir, "state.db"))
     out = FileOutput(os.path.join(workdir, "out.ndjson"))
     out.open(None)
-    stages = ["decode (orjson.loads)", "parse_time + dedup key", "seen_keys lookup", "make_record + format_time",
-              "encode (orjson.dumps)", "file write", "state commit (keys, cursor, offset)", "window-end prune"]
-    cost = dict.fromkeys(stages, 0.0)
+    cost = dict.fromkeys(STAGES, 0.0)
     clock = time.process_time
     collected_at = "2026-01-01T00:00:00.000Z"
     cursor = {"done": None, "active": {"lower": "2026-01-01T00:00:00Z", "upper": "2026-01-02T00:00:00Z"}}
+    token = RAW_FIELDS.set(("@removed", "createdDateTime", "id") if raw else None)
     n = 0
     try:
         for body in bodies:
             t0 = clock()
-            items = orjson.loads(body)["value"]
+            items = loads_page(body)["value"]
             t1 = clock()
             keyed = []
             for item in items:
                 obj_id = item.get("id")
                 if not isinstance(obj_id, str) or not obj_id:
                     continue
-                keyed.append((obj_id, item, parse_time(item.get("createdDateTime"))))
+                raw_ts = item.get("createdDateTime")
+                ts = parse_time(raw_ts)
+                keyed.append((window_key(obj_id, None), ts.timestamp(), item, ts, raw_ts))
             t2 = clock()
-            already = state.seen_keys(tenant.name, SOURCE, {k for k, _, _ in keyed})
+            already = state.seen_keys(tenant.name, SOURCE, [(k, t) for k, t, _, _, _ in keyed])
             t3 = clock()
             records, seen, batch = [], [], set()
-            for key, item, ts in keyed:
+            for key, epoch, item, ts, raw_ts in keyed:
                 if key in already or key in batch:
                     continue
                 batch.add(key)
-                seen.append((key, to_epoch(ts)))
-                records.append(make_record(tenant, SOURCE, item["id"], format_time(ts), collected_at, item))
+                seen.append((key, epoch))
+                event_time = raw_ts if CANONICAL.match(raw_ts) else format_time(ts)
+                records.append(make_record(tenant, SOURCE, item["id"], event_time, collected_at, item))
             t4 = clock()
-            lines = [orjson.dumps(r) + b"\n" for r in records]
+            lines = [encode_record(r) + b"\n" for r in records]
             t5 = clock()
             pos = out.write(lines)
             t6 = clock()
-            state.commit(Commit(tenant.name, SOURCE, cursor=cursor, seen=seen), output=(out.name, pos))
+            state.commit(Commit(tenant.name, SOURCE, cursor=cursor, seen=seen, newest_event=to_epoch(ts)),
+                         output=(out.name, pos, out.file_id))
             t7 = clock()
-            for name, a, b in zip(stages, (t0, t1, t2, t3, t4, t5, t6), (t1, t2, t3, t4, t5, t6, t7)):
+            for name, a, b in zip(STAGES, (t0, t1, t2, t3, t4, t5, t6), (t1, t2, t3, t4, t5, t6, t7)):
                 cost[name] += b - a
             n += len(records)
         t0 = clock()
@@ -122,9 +124,14 @@ def td_graph_path(bodies: list[bytes], workdir: str) -> tuple[dict[str, float], 
                             prune_seen_before=time.time() - 900, success=True))
         cost["window-end prune"] += clock() - t0
     finally:
+        RAW_FIELDS.reset(token)
         out.close()
         state.close()
     return cost, n
+
+
+STAGES = ["decode (loads_page)", "fields + parse_time + dedup key", "seen_keys lookup", "make_record + event_time",
+          "encode (encode_record)", "file write + fdatasync", "state commit (keys, cursor, offset)", "window-end prune"]
 
 
 def baseline_path(bodies: list[bytes]) -> tuple[dict[str, float], int]:
@@ -146,137 +153,56 @@ def baseline_path(bodies: list[bytes]) -> tuple[dict[str, float], int]:
     return cost, n
 
 
-def alt_time(bodies: list[bytes]) -> tuple[float, float, int]:
-    """parse_time + format_time + to_epoch vs a fromisoformat fast path (CPU s, CPU s, items)."""
-    from td_graph_plugin.timeutil import format_time, parse_time, to_epoch
-
-    values = [it["createdDateTime"] for b in bodies for it in orjson.loads(b)["value"]]
-    clock = time.process_time
-    t0 = clock()
-    for v in values:
-        ts = parse_time(v)
-        format_time(ts), to_epoch(ts)
-    t1 = clock()
-    fromiso = datetime.fromisoformat
-    for v in values:
-        if len(v) == 20 and v[19] == "Z":  # 2026-11-26T10:00:00Z: already canonical
-            v, fromiso(v).timestamp()
-        else:
-            ts = parse_time(v)
-            format_time(ts), to_epoch(ts)
-    t2 = clock()
-    return t1 - t0, t2 - t1, len(values)
-
-
-def alt_seen(bodies: list[bytes], workdir: str) -> tuple[dict[str, float], dict[str, float]]:
-    """Dedup-key bookkeeping: today's schema vs keys clustered by (stream, event_time)."""
-    from td_graph_plugin.timeutil import parse_time
-
-    pages = []
-    for b in bodies:
-        pages.append([(it["id"], parse_time(it["createdDateTime"]).timestamp()) for it in orjson.loads(b)["value"]])
-    out = {}
-    for name, ddl, lookup, insert, prune in (
-        ("today: PK (tenant, source, key) + index (tenant, source, event_time)",
-         "CREATE TABLE seen (tenant TEXT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, event_time REAL NOT NULL,"
-         " PRIMARY KEY (tenant, source, key)) WITHOUT ROWID;"
-         "CREATE INDEX seen_by_time ON seen (tenant, source, event_time);",
-         "SELECT key FROM seen WHERE tenant=? AND source=? AND key IN ({marks})",
-         "INSERT OR IGNORE INTO seen(tenant, source, key, event_time) VALUES ('t0000', '" + SOURCE + "', ?, ?)",
-         "DELETE FROM seen WHERE tenant='t0000' AND source='" + SOURCE + "' AND event_time<?"),
-        ("clustered: PK (stream, event_time, key), no index",
-         "CREATE TABLE seen2 (stream INTEGER NOT NULL, event_time REAL NOT NULL, key TEXT NOT NULL,"
-         " PRIMARY KEY (stream, event_time, key)) WITHOUT ROWID;",
-         "SELECT key FROM seen2 WHERE stream=1 AND event_time BETWEEN ? AND ? AND key IN ({marks})",
-         "INSERT OR IGNORE INTO seen2(stream, event_time, key) VALUES (1, ?, ?)",
-         "DELETE FROM seen2 WHERE stream=1 AND event_time<?"),
-    ):
-        path = os.path.join(workdir, f"seen-{len(out)}.db")
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA wal_autocheckpoint=0")  # keep every frame: the WAL size = bytes written
-        db.executescript(ddl)
-        clock = time.process_time
-        wall0, t0 = time.perf_counter(), clock()
-        for page in pages:
-            keys = [k for k, _ in page]
-            marks = ",".join("?" * len(keys))
-            if "seen2" in lookup:
-                lo, hi = min(t for _, t in page), max(t for _, t in page)
-                db.execute(lookup.format(marks=marks), (lo, hi, *keys)).fetchall()
-                rows = [(t, k) for k, t in page]
-            else:
-                db.execute(lookup.format(marks=marks), ("t0000", SOURCE, *keys)).fetchall()
-                rows = page
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(insert, rows)
-            db.execute("COMMIT")
-        t1 = clock()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(prune, (time.time() - 900,))
-        db.execute("COMMIT")
-        t2 = clock()
-        wall = time.perf_counter() - wall0
-        wal_mb = os.path.getsize(path + "-wal") / 1e6
-        db.close()
-        out[name] = {"per_page": t1 - t0, "prune": t2 - t1, "wall": wall, "wal_mb_per_page": wal_mb / (len(pages) + 1)}
-    return out["today: PK (tenant, source, key) + index (tenant, source, event_time)"], \
-        out["clustered: PK (stream, event_time, key), no index"]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="30 pages")
+    ap.add_argument("--quick", action="store_true", help="30 pages, 3 rounds")
     ap.add_argument("--pages", type=int, help="pages of 1,000 sign-ins (default 100; quick 30)")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 3)")
     args = ap.parse_args()
     pages = args.pages or (30 if args.quick else 100)
+    rounds = args.rounds or (3 if args.quick else 5)
     machine = machine_info()
     work = bench_workdir("stages")
     secret = new_secret()
+    gc.set_threshold(50_000, 10, 10)  # as `td-graph run` sets it
+    runs: dict[str, list[tuple[dict[str, float], int]]] = {"dict": [], "raw": [], "baseline": []}
     try:
         with SimProcess(work) as sim:
             tenant = sim.add_tenants(1, secret=secret, sign_ins={"n": pages * 1000, "start_ago": 23 * 3600,
                                                                  "end_ago": 600})[0]
             bodies = fetch_pages(sim, tenant, secret, pages)
-        say(f"stages: {len(bodies)} pages, {sum(map(len, bodies)) / len(bodies) / 1e6:.2f} MB each, replayed in-process")
-        td_dir = tempfile.mkdtemp(dir=work)
-        cost, n = td_graph_path(bodies, td_dir)
-        base, nb = baseline_path(bodies)
-        gc.set_threshold(50_000, 10, 10)
-        cost_gc, _ = td_graph_path(bodies, tempfile.mkdtemp(dir=work))
-        gc.set_threshold(700, 10, 10)
-        t_now, t_fast, nt = alt_time(bodies)
-        seen_now, seen_alt = alt_seen(bodies, work)
+        say(f"stages: {len(bodies)} pages, {sum(map(len, bodies)) / len(bodies) / 1e6:.2f} MB each, replayed in-process, "
+            f"{rounds} interleaved rounds")
+        for r in range(rounds):
+            order = ["dict", "raw", "baseline"]
+            order = order[r % 3:] + order[: r % 3]
+            for way in order:
+                if way == "baseline":
+                    runs[way].append(baseline_path(bodies))
+                else:
+                    runs[way].append(td_graph_path(bodies, tempfile.mkdtemp(dir=work), raw=(way == "raw")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    us = lambda s, k: s / k * 1e6  # noqa: E731
-    total = sum(cost.values())
-    rows = [[f"td-graph: {k}", us(v, n), v / total] for k, v in cost.items()]
-    rows.append(["td-graph: total", us(total, n), 1.0])
-    btotal = sum(base.values())
-    rows += [[f"baseline: {k}", us(v, nb), v / btotal] for k, v in base.items()]
-    rows.append(["baseline: total", us(btotal, nb), 1.0])
-    say(table(["stage", "CPU us/record", "share"], rows))
+    def med_us(way: str) -> dict[str, float]:
+        keys = runs[way][0][0].keys()
+        return {k: median(c[k] / n * 1e6 for c, n in runs[way]) for k in keys}
+
+    d, r, b = med_us("dict"), med_us("raw"), med_us("baseline")
+    dt, rt, bt = (median(sum(c.values()) / n * 1e6 for c, n in runs[w]) for w in ("dict", "raw", "baseline"))
+    rows = [[k, d[k], r[k], r[k] / d[k] if d[k] else float("nan")] for k in STAGES]
+    rows.append(["td-graph total", dt, rt, rt / dt])
+    say(table(["stage (median of rounds)", "dict us/record", "raw us/record", "raw/dict"], rows))
     say("")
-    gtotal = sum(cost_gc.values())
-    say(f"with gc.set_threshold(50000, 10, 10): td-graph total {us(gtotal, n):.1f} us/record "
-        f"({gtotal / total - 1:+.0%})")
-    say(f"time handling: parse_time+format_time+to_epoch {us(t_now, nt):.2f} us/record; "
-        f"fromisoformat fast path {us(t_fast, nt):.2f} us/record")
-    for label, s in (("today:    ", seen_now), ("clustered:", seen_alt)):
-        say(f"dedup keys, {label} {us(s['per_page'], n):.2f} us/record per page + prune {us(s['prune'], n):.2f} "
-            f"us/record; WAL written {s['wal_mb_per_page']:.2f} MB per 1,000-key commit (wall {s['wall']:.2f} s)")
+    say(table(["baseline stage", "us/record"], [[k, v] for k, v in b.items()] + [["baseline total", bt]]))
+    say("")
+    say(f"td-graph raw path: {rt:.1f} us/record CPU vs dict path {dt:.1f} ({rt / dt - 1:+.0%}); "
+        f"baseline (decode + envelope + encode) {bt:.1f}")
     result = {
-        "benchmark": "stages", "quick": args.quick, "machine": machine, "pages": len(bodies), "records": n,
-        "td_graph_us_per_record": {k: us(v, n) for k, v in cost.items()},
-        "td_graph_total_us": us(total, n), "baseline_us_per_record": {k: us(v, nb) for k, v in base.items()},
-        "baseline_total_us": us(btotal, nb), "td_graph_total_us_gc_threshold_50000": us(gtotal, n),
-        "time_handling_us": {"today": us(t_now, nt), "fromisoformat_fast_path": us(t_fast, nt)},
-        "dedup_keys": {"today": {k: us(v, n) if k in ("per_page", "prune") else v for k, v in seen_now.items()},
-                       "clustered_by_time": {k: us(v, n) if k in ("per_page", "prune") else v
-                                             for k, v in seen_alt.items()}},
+        "benchmark": "stages", "quick": args.quick, "machine": machine, "pages": len(bodies), "rounds": rounds,
+        "dict_us_per_record": d, "raw_us_per_record": r, "baseline_us_per_record": b,
+        "dict_total_us": dt, "raw_total_us": rt, "baseline_total_us": bt,
+        "runs": {w: [{"us": {k: v / n * 1e6 for k, v in c.items()}, "records": n} for c, n in runs[w]] for w in runs},
     }
     say(f"result: {write_result('stages', result)}")
     return 0

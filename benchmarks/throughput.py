@@ -17,7 +17,7 @@
 
 The simulator serves ~1.8 KB sign-ins, 1,000 per page, over TLS from its own process; its CPU
 time over each client run is reported so that a simulator-bound run is visible.
-Targets: (a)/(b) >= 1.0 (aim 1.3); (a)/(c) >= 100.
+Targets (issue 16): (a)/(b) >= 1.3 (aim 2.0); (a)/(c) >= 200; >= 9 interleaved rounds for the record.
 """
 
 from __future__ import annotations
@@ -211,10 +211,10 @@ def main() -> int:
     sim_bound = [k for k in ("a", "b") if med[k]["sim_busy"] >= 0.85]
     say("")
     say(f"td-graph net of its fixed cost ({fixed:.2f} s: start-up, token, licence discovery): {a_net:,.0f} records/s")
-    say(f"(a)/(b) = {ratio_ab:.2f}   target >= 1.0 (aim 1.3): {verdict(ratio_ab >= 1.0)}"
-        f"{' (aim met)' if ratio_ab >= 1.3 else ''}")
+    say(f"(a)/(b) = {ratio_ab:.2f} (median of {len(ab)} rounds; range {min(ab):.2f}-{max(ab):.2f})   "
+        f"target >= 1.3 (aim 2.0): {verdict(ratio_ab >= 1.3)}{' (aim met)' if ratio_ab >= 2.0 else ''}")
     if ac:
-        say(f"(a)/(c) = {ratio_ac:,.0f}   target >= 100: {verdict(ratio_ac >= 100)}")
+        say(f"(a)/(c) = {ratio_ac:,.0f}   target >= 200: {verdict(ratio_ac >= 200)}")
     else:
         say(f"(a)/(c): not measured ({sdk_note})")
     if fs:
@@ -236,8 +236,8 @@ def main() -> int:
         "median": med, "ratio_a_b": ratio_ab, "ratio_a_c": ratio_ac, "ratios_a_b": ab, "ratios_a_c": ac,
         "fsync": {"note": nosync_note, "ratio_a_nosync": ratio_fsync, "ratios": fs},
         "td_graph_fixed_cost_s": fixed, "td_graph_net_rate": a_net,
-        "targets": {"a_b_ge_1.0": ratio_ab >= 1.0, "a_b_aim_1.3": ratio_ab >= 1.3,
-                    "a_c_ge_100": (ratio_ac >= 100) if ac else None, "all_records": all_ok},
+        "targets": {"a_b_ge_1.3": ratio_ab >= 1.3, "a_b_aim_2.0": ratio_ab >= 2.0,
+                    "a_c_ge_200": (ratio_ac >= 200) if ac else None, "all_records": all_ok},
         "simulator_bound": sim_bound, "runs_detail": rows,
     }
     shutil.rmtree(work, ignore_errors=True)

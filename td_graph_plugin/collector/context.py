@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Sequence
 
-import orjson
-
 from ..config.model import Config, SourceSettings, TenantConfig
+from ..graph.jsonbody import RAW_FIELDS
+from ..graph.rawitem import materialise
 from ..metrics import Metrics
 from ..spec import SourceSpec
 from ..state import Commit, StateStore
 from ..timeutil import utcnow
-from .encoding import encode_json
+from .encoding import encode_record
 from .resources import Resources
 from .sink import Sink
 
@@ -105,7 +105,7 @@ class SourceRun:
         always with the spec's headers and throttle class (and key, for per-report budgets)."""
         if self.spec.pager is not None:
             return self.spec.pager(self.client, self.spec, url, params)
-        return self.client.pages(
+        pages = self.client.pages(
             url,
             params=params,
             headers=dict(self.spec.headers) or None,
@@ -113,6 +113,21 @@ class SourceRun:
             throttle_class=self.spec.throttle_class,
             throttle_key=self.spec.name if self.spec.throttle_class == "usage_reports" else None,
         )
+        fields = self.raw_fields()
+        return pages if fields is None else _raw_pages(pages, fields)
+
+    def raw_fields(self) -> tuple[str, ...] | None:
+        """Window sources read pages as RawItems (graph/rawitem.py): the fields the collector
+        reads per item are decoded, every object passes through as Graph's bytes.  Delta and
+        snapshot sources hash every object's canonical form, and a record-filter hook or an
+        ``ecs``/``ocsf`` format needs every object as a dict: those read plain dicts."""
+        spec = self.spec
+        if spec.mode != "window" or spec.collector is not None:
+            return None
+        if self.record_filter is not None or self.formatter is not None:
+            return None  # every object becomes a dict anyway: decode it once, as a dict
+        names = {spec.id_field, spec.time_field, spec.version_field, spec.event_time_field, "@removed"}
+        return tuple(sorted(n for n in names if n))
 
     def base_params(self) -> dict[str, str]:
         """The first request's query: the spec's params, ``$top``, and ``$select`` (the source's
@@ -141,18 +156,14 @@ class SourceRun:
         (lag metrics), when it has one.
         """
         lines: list[bytes] = []
-        dumps = orjson.dumps
         fmt = self.formatter
         for record in records:
             if fmt is not None:
-                record = fmt(record)
+                record = fmt(materialise(record))
             try:
-                lines.append(dumps(record) + b"\n")
-            except TypeError:
-                try:
-                    lines.append(encode_json(record) + b"\n")
-                except RecursionError:  # nested beyond any encoder: a bad item, not a failing source
-                    self.skip_bad(f"{record.get('id')!r} is nested too deeply to encode")
+                lines.append(encode_record(record) + b"\n")  # a RawItem: Graph's bytes (encoding.py)
+            except RecursionError:  # nested beyond any encoder: a bad item, not a failing source
+                self.skip_bad(f"{record.get('id')!r} is nested too deeply to encode")
         newest = commit.newest_event
         count = len(lines)
         tenant, source, metrics = self.tenant.name, self.spec.name, self.metrics
@@ -177,7 +188,9 @@ class SourceRun:
         Collectors call this before they derive what they store from a record (content hashes),
         so the state describes the data as written — what crash recovery reads back."""
         keep = self.record_filter
-        if keep is None or keep(self.tenant.name, self.spec.name, record):
+        if keep is None:
+            return True
+        if keep(self.tenant.name, self.spec.name, materialise(record)):  # hooks see plain dicts
             return True
         self.stats.dropped += 1
         return False
@@ -198,3 +211,22 @@ class SourceRun:
         self.stats.skipped_bad += 1
         self.metrics.error(self.tenant.name, self.spec.name, "bad_item")
         log.warning("%s/%s: skipped one item: %s", self.tenant.name, self.spec.name, reason)
+
+
+def _raw_pages(pages: Iterator[Any], fields: tuple[str, ...]) -> Iterator[Any]:
+    """``pages``, each read (and decoded, on this thread or the prefetch thread it starts)
+    with ``RAW_FIELDS`` set: its items come as RawItems where the page allows."""
+    try:
+        while True:
+            token = RAW_FIELDS.set(fields)
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            finally:
+                RAW_FIELDS.reset(token)
+            yield page
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()

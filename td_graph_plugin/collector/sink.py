@@ -1,22 +1,31 @@
 """Delivery: output first, checkpoint second — never the other way round.
 
-``SyncSink`` serves outputs that accept records synchronously (stdout, file): it writes the
-page and commits its checkpoint (with the file offset and the file's identity) under one lock,
-so pages of concurrent tenants never interleave between a write and its commit.  Hosts with
-asynchronous acknowledgements (syslog-ng) provide their own sink that commits from the ack
-callback.
+``SyncSink`` serves outputs that accept records synchronously (stdout, file).  A page is
+written (and synced) under the output lock, which also hands it a ticket; its checkpoint (with
+the file offset after it and the file's identity) is then committed *in ticket order*, outside
+the output lock.  So the next page - another tenant's, typically - is written and synced while
+this one's state transaction runs, instead of waiting for both (issue 16: 32 workers queued on
+one lock held across the write and the commit).  What the order guarantees is what the single
+lock did: a commit stores the offset after its own page, every earlier page has committed
+before it, so a stored offset never goes backwards and never covers a page whose checkpoint is
+not committed (after a crash, the pages written but not committed are the file's tail past
+the offset, adopted at the next start as before).  A page that may change the file (rotation,
+a reopen after SIGHUP) first waits for every earlier commit, so no commit ever names an old
+file after a newer one.  Hosts with asynchronous acknowledgements (syslog-ng) provide their
+own sink that commits from the ack callback.
 
-The first failed write or commit latches the sink: every later page is refused.  Otherwise
-another job's page would commit an offset past the failed page's records, which would then be
-neither adopted at the next start nor rewritten by it (lost or doubled).  What the failed page
-left in the file (complete lines only) is an uncommitted tail, adopted at the next start.
+The first failed write or commit latches the sink: every later page is refused, including
+pages already written whose turn to commit comes after the failure.  Otherwise such a page
+would commit an offset past the failed page's records, which would then be neither adopted at
+the next start nor rewritten by it (lost or doubled).  What the failed page left in the file
+(complete lines only) is an uncommitted tail, adopted at the next start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Protocol, Sequence, cast
+from typing import Any, Callable, Protocol, Sequence, cast
 
 from ..errors import OutputError
 from ..outputs.base import Output, PositionedOutput
@@ -48,7 +57,10 @@ class SyncSink:
         self.output = output
         self.state = state
         self.adopt = adopt
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()        # the output: one page written at a time; issues tickets
+        self._turn = threading.Condition()   # commits, one at a time, in ticket (= write) order
+        self._issued = 0                     # tickets issued (under _lock)
+        self._serving = 0                    # the ticket whose commit may run (under _turn)
         self._failure: str | None = None
         self._positioned = isinstance(output, PositionedOutput)
 
@@ -78,28 +90,60 @@ class SyncSink:
 
     def deliver(self, lines: Sequence[bytes], commit: Commit, committed: Callable[[], None]) -> None:
         with self._lock:
-            if self._failure is not None:
-                raise OutputError(
-                    f"{self.output.name}: page refused after an earlier failure ({self._failure}); td-graph must "
-                    "stop and start again (what that page wrote is adopted at the start, never written twice)"
-                )
+            self._refuse_after_failure()
+            if self._positioned and self._switches_file(lines):
+                self._drain()
             try:
-                self._write_and_commit(lines, commit)
+                reopened, mark = self._write(lines)
             except BaseException as exc:
                 self._failure = str(exc) or type(exc).__name__
                 raise
+            ticket = self._issued
+            self._issued += 1
+        with self._turn:
+            while self._serving != ticket:
+                self._turn.wait()
+            try:
+                self._refuse_after_failure()  # an earlier page failed: its records must not be covered
+                if reopened is not None:
+                    self.state.set_output_position(*reopened)
+                self.state.commit(commit, output=mark)
+            except BaseException as exc:
+                if self._failure is None:
+                    self._failure = str(exc) or type(exc).__name__
+                raise
+            finally:
+                self._serving += 1
+                self._turn.notify_all()
         committed()
 
-    def _write_and_commit(self, lines: Sequence[bytes], commit: Commit) -> None:
+    def _refuse_after_failure(self) -> None:
+        if self._failure is not None:
+            raise OutputError(
+                f"{self.output.name}: page refused after an earlier failure ({self._failure}); td-graph must "
+                "stop and start again (what that page wrote is adopted at the start, never written twice)"
+            )
+
+    def _switches_file(self, lines: Sequence[bytes]) -> bool:
+        check = getattr(self.output, "switches_file", None)
+        return True if check is None else bool(check(sum(map(len, lines))))
+
+    def _drain(self) -> None:
+        """Wait (holding the output lock) until every page written so far has committed."""
+        with self._turn:
+            while self._serving != self._issued:
+                self._turn.wait()
+
+    def _write(self, lines: Sequence[bytes]) -> tuple[tuple[str, int, str] | None, Any]:
+        """Write the page; (the mark to store first if the file changed by a reopen, the mark
+        to commit with the page)."""
         if not self._positioned:
             position = self.output.write(lines)
-            self.state.commit(commit, output=(self.output.name, position) if position is not None else None)
-            return
+            return None, ((self.output.name, position) if position is not None else None)
         output = cast(PositionedOutput, self.output)
-        if output.reopen_if_requested():
-            self.state.set_output_position(*self._mark(output))
+        reopened = self._mark(output) if output.reopen_if_requested() else None
         output.write(lines)
-        self.state.commit(commit, output=self._mark(output))
+        return reopened, self._mark(output)
 
     def close(self) -> None:
         self.output.close()

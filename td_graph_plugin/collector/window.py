@@ -24,11 +24,15 @@ from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from ..config.model import Config
-from ..spec import SourceSpec
+from ..errors import GraphBadRequest
+from ..graph.rawitem import RawItem
+from ..spec import QueryShape, SourceSpec
 from ..state import Commit, StateStore
 from ..timeutil import CANONICAL, filter_literal, format_time, parse_time, to_epoch
 from .context import SourceRun, make_record
 from .keys import window_key
+from .offsets import read_bounded
+from .shapes import current_shape, heal
 
 __all__ = ["collect_window", "build_time_filter", "WINDOW"]
 
@@ -36,6 +40,7 @@ log = logging.getLogger("td_graph_plugin.collector")
 
 # How far the local clock may run ahead of Graph's before windows are bounded by Graph's time.
 CLOCK_TOLERANCE = timedelta(minutes=1)
+DEFAULT_QUERY = QueryShape("default")
 
 
 def build_time_filter(field: str, ops: tuple[str, str], lower: datetime, upper: datetime, extra: str | None = None) -> str:
@@ -52,6 +57,22 @@ def build_time_filter(field: str, ops: tuple[str, str], lower: datetime, upper: 
 
 
 def collect_window(run: SourceRun) -> None:
+    """Read the windows due, with the query shape the state remembers; a 400 naming an option
+    that shape sends moves the source to its next shape (``shapes.heal``) and reads on."""
+    shape = current_shape(run)
+    for _ in range(len(run.spec.shapes)):
+        try:
+            _collect_windows(run, shape)
+            return
+        except GraphBadRequest as exc:
+            healed = heal(run, shape, exc)
+            if healed is None:
+                raise
+            shape = healed
+    _collect_windows(run, shape)
+
+
+def _collect_windows(run: SourceRun, shape: QueryShape) -> None:
     spec, state = run.spec, run.state
     tenant = run.tenant.name
     overlap = run.duration("overlap")
@@ -71,8 +92,13 @@ def collect_window(run: SourceRun) -> None:
         run.metrics.error(tenant, spec.name, "clock")
         done, active = now - overlap, None
 
+    if shape.client_side_window:
+        # One read of the whole collection covers every window due: read it once.
+        chunk = timedelta(days=36500)
     if active:
         lower, upper = parse_time(active["lower"]), parse_time(active["upper"])
+        if shape.client_side_window and upper is not None:
+            upper = max(upper, end)
     else:
         start = done if done is not None else now - run.duration("lookback")
         lower = (done - overlap) if done is not None else start
@@ -80,7 +106,7 @@ def collect_window(run: SourceRun) -> None:
     while lower is not None and upper is not None and lower < upper:
         if run.stopping:
             return
-        finished = _collect_one(run, lower, upper, done)
+        finished = _collect_one(run, lower, upper, done, shape)
         if not finished:
             return
         done = upper if done is None else max(done, upper)
@@ -106,24 +132,28 @@ def _bounded_now(run: SourceRun) -> datetime:
     return now
 
 
-def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetime | None) -> bool:
+def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetime | None,
+                 shape: QueryShape = DEFAULT_QUERY) -> bool:
     spec, state = run.spec, run.state
     tenant = run.tenant.name
     assert spec.time_field is not None
     run.stats.window = (format_time(lower), format_time(upper))
-    params = run.base_params()
-    params["$filter"] = build_time_filter(spec.time_field, spec.filter_ops, lower, upper, spec.extra_filter)
     active = {"lower": format_time(lower), "upper": format_time(upper)}
     cursor = {"done": format_time(done), "active": active}
     upper_epoch = upper.timestamp()
     collected_at = run.collected_at()
     id_field, time_field, version_field = spec.id_field, spec.time_field, spec.version_field
     event_field = spec.event_time_field
+    # client_side_window: Graph filtered nothing; keep what the window's filter would keep.
+    keep = (lower, upper) if shape.client_side_window else None
 
-    for page in run.pages(run.url(), params):
+    def params_for(lo: datetime, hi: datetime) -> dict[str, str]:
+        return _query(run, shape, lo, hi)
+
+    def handle(items: Any) -> bool:
         keyed: list[tuple[str, float, dict[str, Any], datetime | None, Any]] = []
-        for item in page.items:
-            if not isinstance(item, dict):
+        for item in items:
+            if not isinstance(item, (dict, RawItem)):  # RawItem: graph/rawitem.py (issue 16)
                 run.skip_bad(f"not a JSON object: {type(item).__name__}")
                 continue
             obj_id = item.get(id_field)
@@ -132,6 +162,8 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
                 continue
             raw_ts = item.get(time_field)
             ts = parse_time(raw_ts)
+            if keep is not None and (ts is None or ts < keep[0] or ts > keep[1]):
+                continue
             version = item.get(version_field) if version_field else None
             key = window_key(obj_id, version)
             # A key is stored with its event time; an item without one (malformed) with the
@@ -155,8 +187,17 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
             _attach_related(run, records)
         run.note_event_time(newest)
         run.deliver(records, Commit(tenant, spec.name, cursor=cursor, seen=seen, newest_event=to_epoch(newest)))
-        if run.stopping and page.next_link:
+        return True
+
+    if spec.max_offset is not None and keep is None:
+        # Offset-paged endpoint: never depend on a deep $skip (collector/offsets.py).
+        if not read_bounded(run, lower, upper, params_for, handle):
             return False
+    else:
+        for page in run.pages(run.url(), params_for(lower, upper)):
+            handle(page.items)
+            if run.stopping and page.next_link:
+                return False
     # The window is complete: advance, and forget keys that can no longer be re-read.
     new_done = upper if done is None else max(done, upper)
     # The next window starts at new_done - overlap, written to the whole second below (and
@@ -167,6 +208,25 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     )
     run.deliver([], closing, checkpoint=new_done)
     return True
+
+
+def _query(run: SourceRun, shape: QueryShape, lower: datetime, upper: datetime) -> dict[str, str]:
+    """The first request's query for ``[lower, upper]`` in ``shape``."""
+    spec = run.spec
+    params = run.base_params()
+    if shape.top == 0:
+        params.pop("$top", None)
+    elif shape.top is not None:
+        params["$top"] = str(shape.top)
+    if shape.client_side_window:
+        if spec.extra_filter:
+            params["$filter"] = spec.extra_filter
+    else:
+        params["$filter"] = build_time_filter(
+            shape.time_field or spec.time_field or "", shape.filter_ops or spec.filter_ops, lower, upper,
+            spec.extra_filter,
+        )
+    return params
 
 
 def _event_time(item: dict[str, Any], field: str | None, time_field: str, ts: datetime | None, observed: str) -> str:

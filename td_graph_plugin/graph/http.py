@@ -1,4 +1,13 @@
-"""One pooled, always-verifying ``requests.Session`` per tenant.
+"""An always-verifying ``requests.Session`` per tenant over connection pools shared by tenants.
+
+* One transport adapter (urllib3 pools, kept-alive TLS connections) per distinct (CA bundle,
+  proxy) combination, shared by every tenant that has it; urllib3 keys its pools by scheme,
+  host and port inside it, so connections are per (Graph/login host, proxy, CA bundle), never
+  per tenant (issue 16: 1,000 tenants held 1,000 pools).  A connection carries no tenant
+  state: ``Authorization`` is set on each request by ``GraphClient`` (never on the session
+  or the adapter) and the origin rules below apply per request, so sharing the socket
+  shares nothing else.  ``TenantSession.close`` leaves the shared pools open for the other
+  tenants; ``close_shared_pools`` closes them (process end, tests).
 
 * No urllib3 automatic retries: ``GraphClient`` retries itself, honouring Retry-After.
 * TLS is always verified.  ``ca_bundle`` is an *extra* trusted CA: the session verifies
@@ -33,9 +42,9 @@ from ..config.model import TenantConfig
 from ..errors import ConfigError
 from .clouds import link_problem
 
-__all__ = ["build_session", "trust_context", "user_agent", "TenantSession"]
+__all__ = ["build_session", "trust_context", "user_agent", "set_replica", "TenantSession", "close_shared_pools"]
 
-POOL_SIZE = 16  # connections kept per host: at least the number of concurrent workers
+POOL_SIZE = 64  # connections kept per host of a shared pool: at least the number of concurrent workers
 _BEGIN = "-----BEGIN CERTIFICATE-----"
 
 
@@ -48,8 +57,19 @@ def _version() -> str:
         return str(getattr(td_graph_plugin, "__version__", None) or "0.0.0")
 
 
+_replica: str | None = None  # a cluster replica's name (state.url), set once at start
+
+
+def set_replica(name: str | None) -> None:
+    """Name this process's replica in every User-Agent: Graph's sign-in/audit logs (and the
+    simulator's request log) then tell which replica of a cluster asked."""
+    global _replica
+    _replica = name
+
+
 def user_agent() -> str:
-    return f"td-graph/{_version()}"
+    base = f"td-graph/{_version()}"
+    return f"{base} (replica {_replica})" if _replica else base
 
 
 _contexts: dict[str | None, ssl.SSLContext] = {}
@@ -106,6 +126,7 @@ class TenantSession(requests.Session):
         super().__init__()
         self.trust_context = context
         self._td_proxy = proxy
+        self._td_shared: Any = None  # the shared adapter this session holds a use of
         # True: verify, with the adapter's context (never a path: nothing on disk to trust).
         self.verify = True
         # trust_env=False: no REQUESTS_CA_BUNDLE override, no ~/.netrc credentials.
@@ -129,6 +150,14 @@ class TenantSession(requests.Session):
             "verify": True,  # never False (nor another bundle), whatever the caller passes
             "cert": cert if cert is not None else self.cert,
         }
+
+    def close(self) -> None:
+        """The adapters are shared with other tenants (``build_session``): their connections
+        are closed only when the last session using them closes."""
+        shared, self._td_shared = getattr(self, "_td_shared", None), None
+        self.adapters.clear()
+        if shared is not None:
+            _release(shared)
 
     def should_strip_auth(self, old_url: str, new_url: str) -> bool:
         """Keep ``Authorization`` across a redirect only to the very same origin, by the rule
@@ -162,18 +191,53 @@ class _VerifiedAdapter(HTTPAdapter):
             conn.ca_cert_dir = None
 
 
+_adapters: dict[tuple[str | None, str | None], _VerifiedAdapter] = {}
+_users: dict[int, int] = {}  # id(adapter) -> open sessions using it
+_adapters_lock = threading.Lock()
+
+
+def _shared_adapter(tenant: TenantConfig, context: ssl.SSLContext) -> _VerifiedAdapter:
+    """The adapter (and so the pools) of every tenant with this CA bundle and proxy."""
+    key = (os.path.abspath(os.path.expanduser(tenant.ca_bundle)) if tenant.ca_bundle else None, tenant.proxy or None)
+    with _adapters_lock:
+        adapter = _adapters.get(key)
+        if adapter is None:
+            adapter = _adapters[key] = _VerifiedAdapter(
+                context,
+                pool_connections=8,  # hosts kept: login and Graph endpoints of the clouds in use
+                pool_maxsize=POOL_SIZE,
+                # total=0: no automatic retries; read=False re-raises read timeouts as such
+                # (requests' own default), so they surface as ReadTimeout, not ConnectionError.
+                max_retries=Retry(total=0, read=False, redirect=False, raise_on_status=False),
+            )
+        _users[id(adapter)] = _users.get(id(adapter), 0) + 1
+        return adapter
+
+
+def _release(adapter: _VerifiedAdapter) -> None:
+    with _adapters_lock:
+        left = _users.get(id(adapter), 1) - 1
+        _users[id(adapter)] = left
+    if left <= 0:
+        adapter.close()  # idle connections closed; the adapter opens new ones if used again
+
+
+def close_shared_pools() -> None:
+    """Close every shared pool's connections (the process is ending; tests)."""
+    with _adapters_lock:
+        adapters = list(_adapters.values())
+        _adapters.clear()
+    for adapter in adapters:
+        adapter.close()
+
+
 def build_session(tenant: TenantConfig) -> TenantSession:
-    """The tenant's pooled, always-verifying session."""
+    """The tenant's always-verifying session, over the pools it shares with every tenant of the
+    same CA bundle and proxy."""
     context = trust_context(tenant.ca_bundle, tenant=tenant.name)
     session = TenantSession(context, tenant.proxy)
-    adapter = _VerifiedAdapter(
-        context,
-        pool_connections=4,
-        pool_maxsize=POOL_SIZE,
-        # total=0: no automatic retries; read=False re-raises read timeouts as such
-        # (requests' own default), so they surface as ReadTimeout, not ConnectionError.
-        max_retries=Retry(total=0, read=False, redirect=False, raise_on_status=False),
-    )
+    adapter = _shared_adapter(tenant, context)
+    session._td_shared = adapter
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent()

@@ -16,6 +16,7 @@ never the link (it may carry tokens).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -160,7 +161,8 @@ def prefetched(gen: Iterator[Page], halt: threading.Event, thread_name: str) -> 
         finally:
             gen.close()
 
-    thread = threading.Thread(target=worker, name=thread_name, daemon=True)
+    # The worker decodes as the consumer asked when it started (jsonbody.RAW_FIELDS).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(worker,), name=thread_name, daemon=True)
     started = False
     try:
         demand.release()  # ask for page 1

@@ -161,6 +161,11 @@ class FileOutput:
         log.info("output file %s rotated (the previous one is %s.1; %d kept)", self.path, self.path, self.keep)
 
     # --- external rotation -------------------------------------------------------------------
+    def switches_file(self, nbytes: int) -> bool:
+        """Whether writing ``nbytes`` next may change the file written (a rotation, or a
+        reopen asked for): the sink then lets every earlier page commit first (collector.sink)."""
+        return self._reopen or (self.max_bytes is not None and 0 < self._pos and self._pos + nbytes > self.max_bytes)
+
     def request_reopen(self) -> None:
         """Ask for the path to be reopened before the next page (safe in a signal handler)."""
         self._reopen = True
