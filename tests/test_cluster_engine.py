@@ -170,3 +170,43 @@ def test_the_ack_sink_does_not_latch_on_a_lost_lease(tmp_path):
         stop.set()
         t.join(timeout=5)
         inner.close()
+
+
+def test_a_job_waiting_for_a_worker_is_not_run_once_its_tenant_is_handed_over(tmp_path, catalogue):
+    """Ownership is decided when a job starts: with every worker busy, a due job of a tenant
+    this replica hands over meanwhile never runs (found by benchmarks/cluster.py: a replica that
+    had queued 2,000 jobs ran hundreds of them for tenants it had released 40 s earlier)."""
+    from dataclasses import replace
+
+    engine, state, out, _ = _engine(tmp_path, catalogue, _fence_all)
+    engine.config = replace(engine.config, workers=1)
+    owned = {"contoso", "fabrikam"}
+    started: list[str] = []
+    first_running, release_first = threading.Event(), threading.Event()
+
+    def run_job(job):  # stands for the real job: the first one holds the only worker
+        started.append(job.tenant.name)
+        if len(started) == 1:
+            first_running.set()
+            release_first.wait(30)
+        else:
+            engine.stop.set()  # the second job to start ends the loop
+        from td_graph_plugin.collector.engine import JobResult
+        return JobResult(job, OK, None, None, 0.0)
+
+    engine.run_job = run_job
+    engine.next_delay = lambda result: 0.0  # the first tenant's job is due again at once
+    jobs = engine.jobs(sources=["security.alerts_v2"])
+    loop = threading.Thread(target=engine.run_forever, args=(jobs, lambda t: t in owned))
+    loop.start()
+    try:
+        assert first_running.wait(30)
+        (other,) = owned - {started[0]}
+        owned.discard(other)  # handed over while its job was due and waiting for the worker
+        release_first.set()
+        loop.join(60)  # ends when the second job starts
+    finally:
+        engine.stop.set()
+        release_first.set()
+        loop.join(30)
+    assert len(started) == 2 and other not in started, f"{other}'s job ran after the hand-over: {started}"

@@ -386,21 +386,23 @@ class Engine:
 
     def run_forever(self, jobs: list[Job], owns: Callable[[str], bool] | None = None) -> None:
         """Run every job on its interval until ``stop`` is set; state is saved per page.
-
         ``owns(tenant)`` (a cluster replica): a due job of a tenant this replica does not hold
         is looked at again every second instead of run, so a tenant gained starts within a
-        second and a tenant lost starts nothing new.  None: every tenant is ours."""
+        second and a tenant lost starts nothing new (None: every tenant is ours).  Jobs go to the
+        pool only while a worker is free, so ownership is decided when a job starts, never from
+        a backlog queued before a hand-over."""
         due: list[tuple[float, int, Job]] = [(time.monotonic(), i, j) for i, j in enumerate(_interleave_tenants(jobs))]
         heapq.heapify(due)
         running: dict[tuple[str, str], Future[JobResult]] = {}
         lock = threading.Lock()
         seq = len(due)
-        with ThreadPoolExecutor(max_workers=max(1, min(self.config.workers, len(jobs))), thread_name_prefix="td-graph") as pool:
+        workers = max(1, min(self.config.workers, len(jobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="td-graph") as pool:
             while not self.stop.is_set():
                 now = time.monotonic()
                 ready: list[Job] = []
                 with lock:
-                    while due and due[0][0] <= now:
+                    while due and due[0][0] <= now and len(running) + len(ready) < workers:
                         _, _, job = heapq.heappop(due)
                         if owns is not None and not owns(job.tenant.name):
                             seq += 1
@@ -428,7 +430,7 @@ class Engine:
                     fut.add_done_callback(done)
                 with lock:
                     wait = (due[0][0] - time.monotonic()) if due else 1.0
-                self.stop.wait(timeout=min(max(wait, 0.05), 1.0))
+                self.stop.wait(timeout=min(max(wait, 0.05), 1.0))  # every worker busy: 0.05 s
             # Stop requested: let in-flight pages finish and commit; collectors check stop per page.
         self.close()
 
