@@ -28,7 +28,14 @@ def setup(sim, tmp_path, **http):
     out = tmp_path / "records.ndjson"
     cfg = write_config(
         sim, tenant, tmp_path, output=str(out), sources=SOURCES,
-        settings={"audit_logs.sign_ins": {"page_size": 200}},
+        # The simulator spreads events over the 24 h before the tenant is made; a 24 h lookback
+        # measured when td-graph starts (seconds later on a loaded machine) would leave the
+        # oldest ones out of reach (the CI run that found it lost one sign-in): 30 h, as the
+        # crash suite does.
+        settings={
+            "audit_logs.sign_ins": {"page_size": 200, "lookback": "30h"},
+            "audit_logs.directory_audits": {"lookback": "30h"},
+        },
         extra={"http": {"read_timeout": "2s", "connect_timeout": "2s", "max_retries": 3, "max_retry_wait": "20s", **http}},
     )
     return tenant, out, cfg
