@@ -103,6 +103,61 @@ def test_a_failed_commit_writes_nothing(backend):
     assert s.output_position("out") == 10
 
 
+def _transactions_of_rows(backend, s) -> int:
+    """How many transactions wrote the checkpoint rows (PostgreSQL: distinct xmin)."""
+    rows = s._read("SELECT count(DISTINCT xmin::text) FROM td_graph.checkpoints")
+    return int(rows[0][0])
+
+
+def test_commit_many_writes_the_batch_in_one_transaction_in_order(backend):
+    """Group commit: the pages in one transaction, applied in the order given (the later
+    page's cursor and output offset win), one result per page."""
+    s = backend.open()
+    statements: list[str] = []
+    if backend.kind == "sqlite":
+        s._db.set_trace_callback(statements.append)
+    results = s.commit_many([
+        (Commit("t", "src", cursor={"n": 1}, seen=[("a", 1.0)], upsert_objects=[("o", "h1", 1)]), ("out", 10, "1:2")),
+        (Commit("u", "src", cursor={"n": 1}, seen=[("x", 1.0)]), None),
+        (Commit("t", "src", cursor={"n": 2}, seen=[("b", 2.0)], upsert_objects=[("o", "h2", 2)],
+                delete_objects=["gone"]), ("out", 30, "1:2")),
+        (Commit("t", "other", cursor={"n": 9}, newest_event=5.0, success=True), ("out", 40, "1:3")),
+    ])
+    assert results == [None, None, None, None]
+    assert s.cursor("t", "src") == {"n": 2} and s.cursor("u", "src") == {"n": 1} and s.cursor("t", "other") == {"n": 9}
+    assert s.seen_keys("t", "src", [("a", 1.0), ("b", 2.0)]) == {"a", "b"}
+    assert s.seen_keys("u", "src", [("x", 1.0), ("a", 1.0)]) == {"x"}
+    assert s.object_hashes("t", "src", ["o"]) == {"o": "h2"}
+    assert s.output_mark("out") == (40, "1:3")
+    if backend.kind == "sqlite":
+        assert sum(st.startswith("BEGIN") for st in statements) == 1
+        assert sum(st == "COMMIT" for st in statements) == 1
+    else:
+        assert _transactions_of_rows(backend, s) == 1
+    assert s.commit_many([]) == []
+
+
+def test_commit_many_is_all_or_nothing(backend):
+    """A failing page fails its whole batch: nothing of the batch is written."""
+    s = backend.open()
+    s.commit(Commit("t", "src", cursor={"n": 1}, seen=[("a", 1.0)]), output=("out", 10))
+    bad = Commit("t", "src", cursor={"n": 3}, delete_objects=["x", object()])  # type: ignore[list-item]
+    with pytest.raises(StateError):
+        s.commit_many([
+            (Commit("new", "src", cursor={"n": 2}, seen=[("k", 1.0)]), ("out", 20)),
+            (Commit("t", "src", cursor={"n": 2}, seen=[("b", 2.0)]), ("out", 30)),
+            (bad, ("out", 40)),
+        ])
+    assert s.cursor("t", "src") == {"n": 1} and s.cursor("new", "src") is None
+    assert s.seen_keys("t", "src", [("b", 2.0)]) == set() and s.output_position("out") == 10
+    # the store is whole afterwards: new streams get ids of their own
+    s.commit_many([(Commit("other", "src", cursor={}, seen=[("o", 1.0)]), None),
+                   (Commit("new", "src", cursor={}, seen=[("k", 1.0)]), ("out", 50))])
+    assert s.seen_keys("new", "src", [("k", 1.0), ("o", 1.0)]) == {"k"}
+    assert s.seen_keys("other", "src", [("k", 1.0), ("o", 1.0)]) == {"o"}
+    assert s.output_position("out") == 50
+
+
 def test_dedup_keys_are_read_per_page_range_with_exact_times(backend):
     s = backend.open()
     keys = [(f"k{i}", 1_700_000_000.0 + i * 0.001) for i in range(500)]
@@ -265,6 +320,8 @@ def test_sqlite_ignores_fencing(tmp_path):
         s.set_fencing(lambda tenant: None)
         s.commit(Commit("t", "src", cursor={"n": 1}))
         assert s.cursor("t", "src") == {"n": 1}
+        assert s.commit_many([(Commit("t", "src", cursor={"n": 2}), None)]) == [None]
+        assert s.cursor("t", "src") == {"n": 2}
     finally:
         s.close()
 
@@ -424,6 +481,32 @@ def test_no_fence_from_the_provider_means_no_write(fenced):
         s.commit(Commit("t", "src", cursor={"n": 1}))
     assert "replica a" in str(info.value)
     assert s.cursor("t", "src") is None
+
+
+def test_a_batch_with_lost_tenants_writes_the_held_ones_and_fails_the_lost_alone(pg_server, fenced):
+    """Group commit under fencing: each page's fence is checked in the batch's transaction (one
+    FOR SHARE query for the batch); a page of a tenant not held writes nothing and gets its
+    LeaseLost in its slot, the held tenants' pages are written in the same transaction."""
+    s, dbname, held = fenced
+    _lease(pg_server, dbname, "u", "b", 2)  # replica b holds u
+    held["u"] = Fence("u", "a", 1)  # a still believes it holds u at epoch 1
+    # w: a's provider has no fence for it (dropped)
+    results = s.commit_many([
+        (Commit("t", "src", cursor={"n": 1}, seen=[("a", 1.0)]), ("out", 5)),
+        (Commit("u", "src", cursor={"n": 1}, seen=[("a", 1.0)]), ("out", 6)),
+        (Commit("w", "src", cursor={"n": 1}), ("out", 7)),
+        (Commit("t", "src", cursor={"n": 2}, seen=[("b", 2.0)]), ("out", 8)),
+        (Commit("u", "src", cursor={"n": 2}), ("out", 9)),
+    ])
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[1], LeaseLost) and results[1].tenant == "u" and results[1].epoch == 1
+    assert isinstance(results[2], LeaseLost) and results[2].tenant == "w" and results[2].epoch is None
+    assert isinstance(results[4], LeaseLost) and results[4].tenant == "u"
+    assert s.cursor("t", "src") == {"n": 2} and s.seen_keys("t", "src", [("a", 1.0), ("b", 2.0)]) == {"a", "b"}
+    assert s.cursor("u", "src") is None and s.cursor("w", "src") is None
+    assert s.output_position("out") == 8, "the last written page's offset; the lost pages' are not stored"
+    with pytest.raises(LeaseLost):  # commit() of a lost tenant still raises
+        s.commit(Commit("u", "src", cursor={"n": 3}))
 
 
 def test_a_takeover_waits_for_a_commit_in_flight(pg_server, pg_url, fenced):

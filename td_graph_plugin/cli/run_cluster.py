@@ -11,6 +11,7 @@ from ..catalogue import Catalogue
 from ..cluster import Coordinator
 from ..collector import SyncSink
 from ..collector.recovery import make_adopter
+from ..collector.sink import groups_commits
 from ..config import Config
 from ..hosts.ack_sink import AckSink
 from ..errors import LeaseLost
@@ -73,6 +74,8 @@ class _LeaseLossCatcher:
     def __init__(self, state: Any) -> None:
         self._state = state
         self.lost: dict[int, LeaseLost] = {}
+        if groups_commits(state):  # the sink groups commits only if the store can
+            self.commit_many = self._commit_many
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._state, name)
@@ -82,6 +85,17 @@ class _LeaseLossCatcher:
             self._state.commit(c, **kw)
         except LeaseLost as exc:
             self.lost[id(c)] = exc
+
+    def _commit_many(self, commits: Sequence[tuple[Any, Any]]) -> list[None]:
+        """Group commit: a page refused for a lost lease fails alone (the store wrote the
+        batch's other pages); it is remembered for its own ``deliver``, never a sink error."""
+        results = self._state.commit_many(commits)
+        for (c, _), result in zip(commits, results):
+            if isinstance(result, LeaseLost):
+                self.lost[id(c)] = result
+            elif result is not None:
+                raise result
+        return [None] * len(commits)
 
     def raise_if_lost(self, c: Any) -> None:
         lost = self.lost.pop(id(c), None)

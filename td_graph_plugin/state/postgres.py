@@ -13,6 +13,10 @@ that set the same values, ``INSERT … ON CONFLICT DO NOTHING`` for dedup keys, 
 greatest ``newest_event``, and an isolation record carries a token generated once before the
 first attempt.  Re-running a committed page therefore changes nothing.
 
+``commit_many`` (group commit) writes several pages in one transaction, in order, all or
+nothing - except a page whose tenant's fence fails: that page alone is left out (``LeaseLost``
+in its slot of the result), the others are written.
+
 Fencing (``set_fencing``): with a provider set, a commit for tenant T first locks T's lease row
 ``FOR SHARE`` inside the same transaction, checking owner, epoch and expiry against the
 database's clock; a replica that lost the tenant gets ``LeaseLost`` and writes nothing.  The
@@ -26,7 +30,7 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -242,51 +246,89 @@ class PostgresStore:
     # --- writes --------------------------------------------------------------------------
     def commit(self, c: Commit, *, output: OutputMark | None = None) -> None:
         """Write one page's state (and this replica's output position) in one transaction."""
+        lost = self.commit_many([(c, output)])[0]
+        if lost is not None:
+            raise lost
+
+    def commit_many(self, commits: Sequence[tuple[Commit, OutputMark | None]]) -> list[LeaseLost | None]:
+        """Group commit: the pages in ONE transaction (one COMMIT, one WAL flush), in the order
+        given; returns one entry per page: None (written) or the ``LeaseLost`` of a page whose
+        tenant this replica no longer holds, which wrote nothing while the batch's other pages
+        were written (the fences are read first, in the transaction, so a failed check neither
+        writes nor aborts it).  Any other error: nothing of the batch is written (StateError)."""
         now = time.time()
-        cursor_json = json.dumps(c.cursor, separators=(",", ":"), sort_keys=True)
-        sid = self._stream(c.tenant, c.source) if (c.seen or c.prune_seen_before is not None) else None
+        pages = []
+        for c, output in commits:
+            sid = self._stream(c.tenant, c.source) if (c.seen or c.prune_seen_before is not None) else None
+            upserts = list({i: (i, h, g) for i, h, g in c.upsert_objects}.values())  # one row per id
+            pages.append((c, output, sid, upserts, json.dumps(c.cursor, separators=(",", ":"), sort_keys=True)))
 
-        upserts = list({i: (i, h, g) for i, h, g in c.upsert_objects}.values())  # one row per id
-
-        def write(conn: psycopg.Connection) -> None:
-            # pipeline: the page's statements go out together, one round trip to COMMIT
+        def write(conn: psycopg.Connection) -> list[LeaseLost | None]:
+            # pipeline: the batch's statements go out together, one round trip to COMMIT
             with conn.pipeline(), conn.transaction():
-                self._check_fence(conn, c.tenant)
-                conn.execute(
-                    f"INSERT INTO {S}.checkpoints AS cp(tenant, source, cursor, updated_at, last_success, newest_event) "
-                    "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (tenant, source) DO UPDATE SET "
-                    "cursor=excluded.cursor, updated_at=excluded.updated_at, "
-                    "last_success=COALESCE(excluded.last_success, cp.last_success), "
-                    "newest_event=GREATEST(COALESCE(cp.newest_event, 0), COALESCE(excluded.newest_event, 0))",
-                    (c.tenant, c.source, cursor_json, now, now if c.success else None, c.newest_event),
-                )
-                with conn.cursor() as cur:
-                    if c.seen:  # one statement for the page's keys (arrays): no round trip per key
-                        cur.execute(
-                            f"INSERT INTO {S}.seen(stream, event_time, key) "
-                            "SELECT %s, t, k FROM unnest(%s::float8[], %s::text[]) AS u(t, k) ON CONFLICT DO NOTHING",
-                            (sid, [float(t) for _, t in c.seen], [k for k, _ in c.seen]),
-                        )
-                    if c.prune_seen_before is not None:
-                        cur.execute(
-                            f"DELETE FROM {S}.seen WHERE stream=%s AND event_time<%s", (sid, c.prune_seen_before)
-                        )
-                    if upserts:
-                        cur.execute(
-                            f"INSERT INTO {S}.objects(tenant, source, id, hash, gen) "
-                            "SELECT %s, %s, i, h, g FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(i, h, g) "
-                            "ON CONFLICT (tenant, source, id) DO UPDATE SET hash=excluded.hash, gen=excluded.gen",
-                            (c.tenant, c.source, *map(list, zip(*upserts))),
-                        )
-                    if c.delete_objects:
-                        cur.execute(
-                            f"DELETE FROM {S}.objects WHERE tenant=%s AND source=%s AND id = ANY(%s)",
-                            (c.tenant, c.source, list(c.delete_objects)),
-                        )
-                if output is not None:
-                    self._write_output(conn, *output)
+                lost = self._check_fences(conn, [c.tenant for c, *_ in pages])
+                for c, output, sid, upserts, cursor_json in pages:
+                    if c.tenant not in lost:
+                        self._write_commit(conn, c, output, sid, upserts, cursor_json, now)
+            return [lost.get(c.tenant) for c, *_ in pages]
 
-        self._run(write, f"commit {c.tenant}/{c.source}")
+        if not pages:
+            return []
+        first = pages[0][0]
+        more = f" and {len(pages) - 1} more pages" if len(pages) > 1 else ""
+        return self._run(write, f"commit {first.tenant}/{first.source}{more}")
+
+    def _check_fences(self, conn: psycopg.Connection, tenants: list[str]) -> dict[str, LeaseLost]:
+        """Inside the transaction: lock the held tenants' lease rows (FOR SHARE, one query for
+        the batch); the tenants not held (no fence, another owner or epoch, expired) -> LeaseLost."""
+        if self._fencing is None:
+            return {}
+        fences = {t: self._fencing(t) for t in dict.fromkeys(tenants)}
+        lost = {t: LeaseLost(t, self.replica, None) for t, f in fences.items() if f is None}
+        held = [f for f in fences.values() if f is not None]
+        if held:
+            rows = conn.execute(
+                f"SELECT tenant FROM {S}.leases WHERE (tenant, owner, epoch) IN (SELECT * FROM "
+                "unnest(%s::text[], %s::text[], %s::int8[])) AND expires_at > now() ORDER BY tenant FOR SHARE",
+                ([f.tenant for f in held], [f.owner for f in held], [f.epoch for f in held]),
+            ).fetchall()
+            ok = {r[0] for r in rows}
+            lost.update((f.tenant, LeaseLost(f.tenant, self.replica, f.epoch)) for f in held if f.tenant not in ok)
+        return lost
+
+    def _write_commit(self, conn: psycopg.Connection, c: Commit, output: OutputMark | None, sid: int | None,
+                      upserts: list[tuple[str, str, int]], cursor_json: str, now: float) -> None:
+        conn.execute(
+            f"INSERT INTO {S}.checkpoints AS cp(tenant, source, cursor, updated_at, last_success, newest_event) "
+            "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (tenant, source) DO UPDATE SET "
+            "cursor=excluded.cursor, updated_at=excluded.updated_at, "
+            "last_success=COALESCE(excluded.last_success, cp.last_success), "
+            "newest_event=GREATEST(COALESCE(cp.newest_event, 0), COALESCE(excluded.newest_event, 0))",
+            (c.tenant, c.source, cursor_json, now, now if c.success else None, c.newest_event),
+        )
+        with conn.cursor() as cur:
+            if c.seen:  # one statement for the page's keys (arrays): no round trip per key
+                cur.execute(
+                    f"INSERT INTO {S}.seen(stream, event_time, key) "
+                    "SELECT %s, t, k FROM unnest(%s::float8[], %s::text[]) AS u(t, k) ON CONFLICT DO NOTHING",
+                    (sid, [float(t) for _, t in c.seen], [k for k, _ in c.seen]),
+                )
+            if c.prune_seen_before is not None:
+                cur.execute(f"DELETE FROM {S}.seen WHERE stream=%s AND event_time<%s", (sid, c.prune_seen_before))
+            if upserts:
+                cur.execute(
+                    f"INSERT INTO {S}.objects(tenant, source, id, hash, gen) "
+                    "SELECT %s, %s, i, h, g FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(i, h, g) "
+                    "ON CONFLICT (tenant, source, id) DO UPDATE SET hash=excluded.hash, gen=excluded.gen",
+                    (c.tenant, c.source, *map(list, zip(*upserts))),
+                )
+            if c.delete_objects:
+                cur.execute(
+                    f"DELETE FROM {S}.objects WHERE tenant=%s AND source=%s AND id = ANY(%s)",
+                    (c.tenant, c.source, list(c.delete_objects)),
+                )
+        if output is not None:
+            self._write_output(conn, *output)
 
     def set_output_position(self, name: str, position: int, file: str | None = None) -> None:
         self._run(lambda conn: self._write_output(conn, name, position, file), "write the output position")

@@ -2,7 +2,8 @@
 
 One transaction per committed page holds everything that page changed (cursor, dedup keys,
 hashes, output offset and the identity of the file it is in), so after a kill -9 or a power
-loss the state and the output agree.  WAL mode keeps readers (doctor, tests) from blocking the
+loss the state and the output agree; ``commit_many`` puts several waiting pages in one
+transaction (group commit: one WAL sync for all of them, all or nothing).  WAL mode keeps readers (doctor, tests) from blocking the
 collector; ``synchronous=FULL`` makes each commit durable before it returns.  A second td-graph
 on the same file (through a symlink too: the lock is on the real path), a corrupt file or a
 newer schema is a clear ``StateError`` — never a silent reset.  The files are the owner's only
@@ -290,49 +291,59 @@ class StateStore:
     # --- writes --------------------------------------------------------------------------
     def commit(self, c: Commit, *, output: OutputMark | None = None) -> None:
         """Write one page's state (and the output's offset and file) atomically."""
+        self.commit_many([(c, output)])
+
+    def commit_many(self, commits: Sequence[tuple[Commit, OutputMark | None]]) -> list[None]:
+        """Group commit: the pages in ONE transaction (one WAL sync), in the order given; all or
+        nothing.  One None per page (no fences here; PostgreSQL may return a ``LeaseLost``)."""
         now = time.time()
-        cursor_json = json.dumps(c.cursor, separators=(",", ":"), sort_keys=True)
+        rows = [(c, json.dumps(c.cursor, separators=(",", ":"), sort_keys=True), out) for c, out in commits]
         with self._lock:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.execute(
-                    "INSERT INTO checkpoints(tenant, source, cursor, updated_at, last_success, newest_event) "
-                    "VALUES (?,?,?,?,?,?) ON CONFLICT(tenant, source) DO UPDATE SET "
-                    "cursor=excluded.cursor, updated_at=excluded.updated_at, "
-                    "last_success=COALESCE(excluded.last_success, checkpoints.last_success), "
-                    "newest_event=MAX(COALESCE(checkpoints.newest_event, 0), COALESCE(excluded.newest_event, 0))",
-                    (c.tenant, c.source, cursor_json, now, now if c.success else None, c.newest_event),
-                )
-                if c.seen or c.prune_seen_before is not None:
-                    sid = self._stream(c.tenant, c.source)
-                if c.seen:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO seen(stream, event_time, key) VALUES (?,?,?)",
-                        [(sid, float(t), k) for k, t in c.seen],
-                    )
-                if c.prune_seen_before is not None:
-                    db.execute("DELETE FROM seen WHERE stream=? AND event_time<?", (sid, c.prune_seen_before))
-                if c.upsert_objects:
-                    db.executemany(
-                        "INSERT INTO objects(tenant, source, id, hash, gen) VALUES (?,?,?,?,?) "
-                        "ON CONFLICT(tenant, source, id) DO UPDATE SET hash=excluded.hash, gen=excluded.gen",
-                        [(c.tenant, c.source, i, h, g) for i, h, g in c.upsert_objects],
-                    )
-                if c.delete_objects:
-                    db.executemany(
-                        "DELETE FROM objects WHERE tenant=? AND source=? AND id=?",
-                        [(c.tenant, c.source, i) for i in c.delete_objects],
-                    )
-                if output is not None:
-                    self._write_output(*output)
+                for c, cursor_json, output in rows:
+                    self._write_commit(c, cursor_json, output, now)
                 db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                try:
+            except BaseException as exc:
+                if db.in_transaction:
                     db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise StateError(f"cannot write state database {self.path}: {exc}") from None
+                self._streams.clear()  # ids created by the rolled-back transaction do not exist
+                if isinstance(exc, sqlite3.Error):
+                    raise StateError(f"cannot write state database {self.path}: {exc}") from None
+                raise
+        return [None] * len(rows)
+
+    def _write_commit(self, c: Commit, cursor_json: str, output: OutputMark | None, now: float) -> None:
+        db = self._db
+        db.execute(
+            "INSERT INTO checkpoints(tenant, source, cursor, updated_at, last_success, newest_event) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT(tenant, source) DO UPDATE SET "
+            "cursor=excluded.cursor, updated_at=excluded.updated_at, "
+            "last_success=COALESCE(excluded.last_success, checkpoints.last_success), "
+            "newest_event=MAX(COALESCE(checkpoints.newest_event, 0), COALESCE(excluded.newest_event, 0))",
+            (c.tenant, c.source, cursor_json, now, now if c.success else None, c.newest_event),
+        )
+        if c.seen or c.prune_seen_before is not None:
+            sid = self._stream(c.tenant, c.source)
+        if c.seen:
+            db.executemany(
+                "INSERT OR IGNORE INTO seen(stream, event_time, key) VALUES (?,?,?)",
+                [(sid, float(t), k) for k, t in c.seen],
+            )
+        if c.prune_seen_before is not None:
+            db.execute("DELETE FROM seen WHERE stream=? AND event_time<?", (sid, c.prune_seen_before))
+        if c.upsert_objects:
+            db.executemany(
+                "INSERT INTO objects(tenant, source, id, hash, gen) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(tenant, source, id) DO UPDATE SET hash=excluded.hash, gen=excluded.gen",
+                [(c.tenant, c.source, i, h, g) for i, h, g in c.upsert_objects],
+            )
+        if c.delete_objects:
+            db.executemany("DELETE FROM objects WHERE tenant=? AND source=? AND id=?",
+                           [(c.tenant, c.source, i) for i in c.delete_objects])
+        if output is not None:
+            self._write_output(*output)
 
     def set_output_position(self, name: str, position: int, file: str | None = None) -> None:
         with self._lock:
