@@ -6,14 +6,18 @@
 Fetches real pages from the simulator once (requests, TLS), then replays them in this process
 through td-graph's own functions in the order ``collector.window`` uses them and times each
 stage with ``time.process_time`` (CPU of this process, including SQLite's).  No network, no
-threads: this is the CPU floor of the per-record path.  Two td-graph paths, same pages, rounds
+threads: this is the CPU floor of the per-record path.  Three td-graph paths, same pages, rounds
 interleaved (the machine is shared):
 
 * **dict** (before issue 16): ``loads_page`` with orjson, every object a dict; the fields read
   with ``dict.get``; the envelope re-encodes the object;
-* **raw** (issue 16, the default for window sources): ``loads_page`` with ``RAW_FIELDS`` set -
+* **raw** (issue 16, per item): ``loads_page`` with ``RAW_FIELDS`` set -
   msgspec keeps each object's bytes plus the fields the collector reads; the envelope splices
   the bytes back (``encoding.encode_record``).
+* **per-page** (issue 16, the default for window sources): ``loads_page`` gives ``RawItems``
+  (the fields as strings, decoded by msgspec in C) and ``window.page_lines_writer`` builds the
+  page's dedup keys and lines from those lists: no per-record dict, no per-record orjson of
+  the envelope.
 
 Both share ``parse_time`` (its canonical fast path), ``window_key``, ``StateStore.seen_keys``,
 ``make_record``, ``FileOutput.write`` (with its fdatasync), ``StateStore.commit`` and the
@@ -60,6 +64,69 @@ def fetch_pages(sim: SimProcess, tenant: dict, secret: str, pages: int) -> list[
         bodies.append(r.content)
         url, params = orjson.loads(r.content).get("@odata.nextLink"), None
     return bodies
+
+
+def page_path(bodies: list[bytes], workdir: str) -> tuple[dict[str, float], int]:
+    """The window collector's per-page path (the default for window sources since the second
+    part of issue 16): ``loads_page`` gives ``RawItems``, ``window.page_lines_writer`` builds the
+    page's lines and dedup keys from the decoded lists (its ``seen_keys`` call timed apart)."""
+    from td_graph_plugin.collector.window import page_lines_writer
+    from td_graph_plugin.config.model import TenantConfig
+    from td_graph_plugin.graph.jsonbody import RAW_FIELDS, loads_page
+    from td_graph_plugin.outputs.file import FileOutput
+    from td_graph_plugin.plugins import create_plugin_manager, load_catalogue
+    from td_graph_plugin.state import Commit, StateStore
+    from td_graph_plugin.timeutil import to_epoch
+
+    spec = load_catalogue(create_plugin_manager(load_entrypoints=False))[SOURCE]
+    tenant = TenantConfig(name="t0000", tenant_id="00000000-0000-0000-0000-000000000000",
+                          client_id="00000000-0000-0000-0000-000000000001")
+    state = StateStore(os.path.join(workdir, "state.db"))
+    out = FileOutput(os.path.join(workdir, "out.ndjson"))
+    out.open(None)
+    cost = dict.fromkeys(STAGES, 0.0)
+    clock = time.process_time
+    cursor = {"done": None, "active": {"lower": "2026-01-01T00:00:00Z", "upper": "2026-01-02T00:00:00Z"}}
+    write = page_lines_writer(tenant, spec, "2026-01-01T00:00:00.000Z", 1767312000.0, None)
+    lookup = [0.0]
+
+    def seen_keys(*a):
+        t = clock()
+        try:
+            return state.seen_keys(*a)
+        finally:
+            lookup[0] += clock() - t
+
+    token = RAW_FIELDS.set(("@removed", "createdDateTime", "id"))
+    n = 0
+    try:
+        for body in bodies:
+            t0 = clock()
+            items = loads_page(body)["value"]
+            t1 = clock()
+            lookup[0] = 0.0
+            lines, seen, newest = write(items, seen_keys)
+            t2 = clock()
+            pos = out.write(lines)
+            t3 = clock()
+            state.commit(Commit(tenant.name, SOURCE, cursor=cursor, seen=seen, newest_event=to_epoch(newest)),
+                         output=(out.name, pos, out.file_id))
+            t4 = clock()
+            cost["decode (loads_page)"] += t1 - t0
+            cost["seen_keys lookup"] += lookup[0]
+            cost["per-page lines (page_lines_writer)"] += t2 - t1 - lookup[0]
+            cost["file write + fdatasync"] += t3 - t2
+            cost["state commit (keys, cursor, offset)"] += t4 - t3
+            n += len(lines)
+        t0 = clock()
+        state.commit(Commit(tenant.name, SOURCE, cursor={"done": "x", "active": None},
+                            prune_seen_before=time.time() - 900, success=True))
+        cost["window-end prune"] += clock() - t0
+    finally:
+        RAW_FIELDS.reset(token)
+        out.close()
+        state.close()
+    return cost, n
 
 
 def td_graph_path(bodies: list[bytes], workdir: str, raw: bool) -> tuple[dict[str, float], int]:
@@ -116,7 +183,8 @@ def td_graph_path(bodies: list[bytes], workdir: str, raw: bool) -> tuple[dict[st
             state.commit(Commit(tenant.name, SOURCE, cursor=cursor, seen=seen, newest_event=to_epoch(ts)),
                          output=(out.name, pos, out.file_id))
             t7 = clock()
-            for name, a, b in zip(STAGES, (t0, t1, t2, t3, t4, t5, t6), (t1, t2, t3, t4, t5, t6, t7)):
+            for name, a, b in zip([k for k in STAGES if not k.startswith("per-page")], (t0, t1, t2, t3, t4, t5, t6),
+                                  (t1, t2, t3, t4, t5, t6, t7)):
                 cost[name] += b - a
             n += len(records)
         t0 = clock()
@@ -131,7 +199,8 @@ def td_graph_path(bodies: list[bytes], workdir: str, raw: bool) -> tuple[dict[st
 
 
 STAGES = ["decode (loads_page)", "fields + parse_time + dedup key", "seen_keys lookup", "make_record + event_time",
-          "encode (encode_record)", "file write + fdatasync", "state commit (keys, cursor, offset)", "window-end prune"]
+          "encode (encode_record)", "per-page lines (page_lines_writer)", "file write + fdatasync",
+          "state commit (keys, cursor, offset)", "window-end prune"]
 
 
 def baseline_path(bodies: list[bytes]) -> tuple[dict[str, float], int]:
@@ -165,7 +234,7 @@ def main() -> int:
     work = bench_workdir("stages")
     secret = new_secret()
     gc.set_threshold(50_000, 10, 10)  # as `td-graph run` sets it
-    runs: dict[str, list[tuple[dict[str, float], int]]] = {"dict": [], "raw": [], "baseline": []}
+    runs: dict[str, list[tuple[dict[str, float], int]]] = {"dict": [], "raw": [], "page": [], "baseline": []}
     try:
         with SimProcess(work) as sim:
             tenant = sim.add_tenants(1, secret=secret, sign_ins={"n": pages * 1000, "start_ago": 23 * 3600,
@@ -174,11 +243,13 @@ def main() -> int:
         say(f"stages: {len(bodies)} pages, {sum(map(len, bodies)) / len(bodies) / 1e6:.2f} MB each, replayed in-process, "
             f"{rounds} interleaved rounds")
         for r in range(rounds):
-            order = ["dict", "raw", "baseline"]
-            order = order[r % 3:] + order[: r % 3]
+            order = ["dict", "raw", "page", "baseline"]
+            order = order[r % 4:] + order[: r % 4]
             for way in order:
                 if way == "baseline":
                     runs[way].append(baseline_path(bodies))
+                elif way == "page":
+                    runs[way].append(page_path(bodies, tempfile.mkdtemp(dir=work)))
                 else:
                     runs[way].append(td_graph_path(bodies, tempfile.mkdtemp(dir=work), raw=(way == "raw")))
     finally:
@@ -188,20 +259,20 @@ def main() -> int:
         keys = runs[way][0][0].keys()
         return {k: median(c[k] / n * 1e6 for c, n in runs[way]) for k in keys}
 
-    d, r, b = med_us("dict"), med_us("raw"), med_us("baseline")
-    dt, rt, bt = (median(sum(c.values()) / n * 1e6 for c, n in runs[w]) for w in ("dict", "raw", "baseline"))
-    rows = [[k, d[k], r[k], r[k] / d[k] if d[k] else float("nan")] for k in STAGES]
-    rows.append(["td-graph total", dt, rt, rt / dt])
-    say(table(["stage (median of rounds)", "dict us/record", "raw us/record", "raw/dict"], rows))
+    d, r, p, b = med_us("dict"), med_us("raw"), med_us("page"), med_us("baseline")
+    dt, rt, pt, bt = (median(sum(c.values()) / n * 1e6 for c, n in runs[w]) for w in ("dict", "raw", "page", "baseline"))
+    rows = [[k, d[k], r[k], p[k], p[k] / r[k] if r[k] else float("nan")] for k in STAGES]
+    rows.append(["td-graph total", dt, rt, pt, pt / rt])
+    say(table(["stage (median of rounds)", "dict us/record", "raw us/record", "per-page us/record", "page/raw"], rows))
     say("")
     say(table(["baseline stage", "us/record"], [[k, v] for k, v in b.items()] + [["baseline total", bt]]))
     say("")
-    say(f"td-graph raw path: {rt:.1f} us/record CPU vs dict path {dt:.1f} ({rt / dt - 1:+.0%}); "
-        f"baseline (decode + envelope + encode) {bt:.1f}")
+    say(f"td-graph per-page path (window.py's default): {pt:.1f} us/record CPU vs raw per-item path {rt:.1f} "
+        f"({pt / rt - 1:+.0%}) and dict path {dt:.1f} ({pt / dt - 1:+.0%}); baseline (decode + envelope + encode) {bt:.1f}")
     result = {
         "benchmark": "stages", "quick": args.quick, "machine": machine, "pages": len(bodies), "rounds": rounds,
-        "dict_us_per_record": d, "raw_us_per_record": r, "baseline_us_per_record": b,
-        "dict_total_us": dt, "raw_total_us": rt, "baseline_total_us": bt,
+        "dict_us_per_record": d, "raw_us_per_record": r, "page_us_per_record": p, "baseline_us_per_record": b,
+        "dict_total_us": dt, "raw_total_us": rt, "page_total_us": pt, "baseline_total_us": bt,
         "runs": {w: [{"us": {k: v / n * 1e6 for k, v in c.items()}, "records": n} for c, n in runs[w]] for w in runs},
     }
     say(f"result: {write_result('stages', result)}")

@@ -257,9 +257,10 @@ class _BodyClient:
             yield page
 
 
-def _collect(tmp_path: Path, bodies: list[bytes], raw: bool, name: str, record_filter=None) -> list[bytes]:
+def _collect(tmp_path: Path, bodies: list[bytes], raw: bool, name: str, record_filter=None,
+             source: str = "audit_logs.sign_ins") -> list[bytes]:
     catalogue = load_catalogue(create_plugin_manager(load_entrypoints=False))
-    spec = catalogue["audit_logs.sign_ins"]
+    spec = catalogue[source]
     state = StateStore(str(tmp_path / f"{name}.db"))
     out = ListOutput()
     sink = SyncSink(out, state)
@@ -323,3 +324,85 @@ def test_a_raw_record_handed_to_a_hook_or_edited_is_materialised():
 
     record = materialise(make_record(TENANT, "s", "a", "t", "c", item))
     assert type(record["data"]) is dict and type(record["data"]["related"][0]) is dict
+
+
+# --- the window collector's per-page path (window.page_lines_writer) --------------------------
+def _source_pages(spec: Any) -> list[bytes]:
+    """Pages for ``spec`` with every shape of the fields the per-page path reads: canonical and
+    non-canonical times (7 digits, an offset, no fraction), a missing or null time, versions,
+    an event-time field of its own (present, missing, null), repeats within and across pages;
+    then pages that must take the per-item path (an item without an id, an empty id, a field
+    that is not a string, a non-object item)."""
+    stamps = ["2026-11-26T10:00:0{}Z", "2026-11-26T10:00:0{}.1234567Z", "2026-11-26T10:00:0{}.120Z",
+              "2026-11-26T10:00:0{}+00:00", "2026-11-26T09:00:0{}-01:00", None, "garbage{}"]
+    rows = []
+    for n in range(60):
+        row: dict[str, Any] = {"id": f"o{n % 45}", "n": n, "txt": "Zoë \u4e2d \"q\""}
+        stamp = stamps[n % len(stamps)]
+        if stamp is not None or n % 2:
+            row[spec.time_field] = stamp.format(n % 10) if stamp else None
+        if spec.version_field and spec.version_field != spec.time_field:
+            row[spec.version_field] = f"v{n % 3}"
+        if spec.event_time_field and spec.event_time_field != spec.time_field and n % 4:
+            other = stamps[(n + 1) % len(stamps)]
+            row[spec.event_time_field] = other.format(n % 10) if other and n % 4 != 3 else None
+        rows.append(row)
+    good = [rows[0:25], rows[20:45], rows[40:60] + rows[0:3]]
+    bad = [rows[:3] + [{"x": 1}] + rows[3:5], rows[5:8] + [{"id": ""}],
+           rows[8:10] + [{"id": "num", spec.time_field: 12}], rows[10:12] + [7, {"id": "late"}]]
+    return [b'{"value":' + orjson.dumps(c) + b',"@odata.nextLink":"https://graph.test/n' + str(i).encode() + b'"}'
+            for i, c in enumerate(good + bad)]
+
+
+@pytest.mark.parametrize("source", ["audit_logs.sign_ins", "identity_protection.risk_detections",
+                                    "identity_protection.risky_users", "security.alerts_v2"])
+def test_the_per_page_path_writes_the_per_item_paths_lines(tmp_path, monkeypatch, source):
+    from td_graph_plugin.collector import window
+
+    spec = load_catalogue(create_plugin_manager(load_entrypoints=False))[source]
+    bodies = _source_pages(spec)
+    dict_lines = _collect(tmp_path, bodies, raw=False, name="d", source=source)
+    calls: list[bool] = []
+    real = window.page_lines_writer
+
+    def counting(*a):
+        write = real(*a)
+
+        def counted(items, seen_keys):
+            result = write(items, seen_keys)
+            calls.append(result is not None)
+            return result
+        return counted
+
+    monkeypatch.setattr(window, "page_lines_writer", counting)
+    page_lines = _collect(tmp_path, bodies, raw=True, name="p", source=source)
+    assert calls.count(True) >= 3 and False in calls  # the good pages per page, the bad ones per item
+    monkeypatch.setattr(window, "page_lines_writer", lambda *a: None)
+    item_lines = _collect(tmp_path, bodies, raw=True, name="i", source=source)
+    assert page_lines == item_lines == dict_lines
+    assert len(page_lines) >= 45
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789-T:.Z+ ", min_size=18, max_size=30)
+       | st.builds(lambda y, mo, d, h, mi, s, f: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{f:07d}Z",
+                   st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24),
+                   st.integers(0, 60), st.integers(0, 60), st.sampled_from([0, 1, 9, 10, 1234567, 9999999, 5000000])))
+def test_event_string_is_the_per_item_event_time(raw):
+    from td_graph_plugin.collector.window import _event_time, event_string
+    from td_graph_plugin.timeutil import parse_time
+
+    dt = parse_time(raw)
+    expected = _event_time({"f": raw}, "f", "f", dt, "observed")
+    assert event_string(raw, dt, "observed") == expected
+
+
+def test_event_string_odd_forms():
+    from td_graph_plugin.collector.window import _event_time, event_string
+    from td_graph_plugin.timeutil import parse_time
+
+    for raw in ["2026-11-26T10:00:00.0000000Z", "2026-11-26T10:00:00.0000009Z", "2026-12-31T23:59:60.1234567Z",
+                "0999-11-26T10:00:00.1234567Z", "2026-11-26T10:00:0\u0663.1234567Z", "2026-11-26T10:00:00,1234567Z",
+                "2026-11-26T10:00:00.1234567z", "2026-02-30T10:00:00.1234567Z", "2026-11-26T10:00:00Z", None, 5]:
+        dt = parse_time(raw)
+        assert event_string(raw, dt, "observed") == _event_time({"f": raw}, "f", "f", dt, "observed"), raw

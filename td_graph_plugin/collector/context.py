@@ -146,16 +146,20 @@ class SourceRun:
 
     # --- delivery ------------------------------------------------------------------------
     def deliver(
-        self, records: Sequence[dict[str, Any]], commit: Commit, *, checkpoint: datetime | None = None
+        self, records: Sequence[dict[str, Any]], commit: Commit, *, checkpoint: datetime | None = None,
+        lines: list[bytes] | None = None,
     ) -> None:
         """The only way out of a collector: format, encode, hand to the sink; the sink commits
         ``commit`` once the output accepted the lines.  ``records`` were admitted (``admit``).
 
         An empty successful commit closes a read (a finished window, a full sweep) and is not
         counted as a page; ``checkpoint`` is the position the source is then complete up to
-        (lag metrics), when it has one.
+        (lag metrics), when it has one.  ``lines``: the page's record lines already encoded
+        (the window collector's per-page path, no hook and no format), ``records`` then empty.
         """
-        lines: list[bytes] = []
+        encoded = lines is not None
+        if lines is None:
+            lines = []
         fmt = self.formatter
         for record in records:
             if fmt is not None:
@@ -174,7 +178,7 @@ class SourceRun:
                 metrics.checkpoint(tenant, source, checkpoint)
 
         self.sink.deliver(lines, commit, committed)
-        if records or not commit.success:
+        if records or (encoded and lines) or not commit.success:
             self.stats.pages += 1
         self.stats.records += count
 

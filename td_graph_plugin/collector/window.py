@@ -19,13 +19,19 @@ when it has none: never null.  Dedup keys stay on ``time_field``, the field the 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, Callable, Sequence
 
-from ..config.model import Config
+import orjson
+from msgspec import UNSET
+
+from ..config.model import Config, TenantConfig
 from ..errors import GraphBadRequest
-from ..graph.rawitem import RawItem
+from ..graph.rawitem import RawItem, RawItems
 from ..spec import QueryShape, SourceSpec
 from ..state import Commit, StateStore
 from ..timeutil import CANONICAL, filter_literal, format_time, parse_time, to_epoch
@@ -150,7 +156,18 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     def params_for(lo: datetime, hi: datetime) -> dict[str, str]:
         return _query(run, shape, lo, hi)
 
+    fast = None
+    if run.record_filter is None and run.formatter is None and not (spec.related and run.settings.fetch_alerts):
+        fast = page_lines_writer(run.tenant, spec, collected_at, upper_epoch, keep)
+
     def handle(items: Any) -> bool:
+        done_fast = fast(items, state.seen_keys) if fast is not None and type(items) is RawItems else None
+        if done_fast is not None:  # the per-page path (page_lines_writer): same lines, same keys
+            lines, seen, newest = done_fast
+            run.note_event_time(newest)
+            run.deliver([], Commit(tenant, spec.name, cursor=cursor, seen=seen, newest_event=to_epoch(newest)),
+                        lines=lines)
+            return True
         keyed: list[tuple[str, float, dict[str, Any], datetime | None, Any]] = []
         for item in items:
             if not isinstance(item, (dict, RawItem)):  # RawItem: graph/rawitem.py (issue 16)
@@ -208,6 +225,96 @@ def _collect_one(run: SourceRun, lower: datetime, upper: datetime, done: datetim
     )
     run.deliver([], closing, checkpoint=new_done)
     return True
+
+
+_MATERIALISED = attrgetter("_dict")
+PageLines = tuple[list[bytes], list[tuple[str, float]], "datetime | None"]
+
+
+def page_lines_writer(
+    tenant: TenantConfig, spec: SourceSpec, collected_at: str, upper_epoch: float,
+    keep: tuple[datetime, datetime] | None,
+) -> Callable[[RawItems, Callable[..., set[str]]], PageLines | None] | None:
+    """The window path of a page read as ``RawItems`` (every field it reads a string or null),
+    one page at a time: the ids, times and versions come as lists straight from the decoded
+    structs, and each record line is the envelope's constant prefix (tenant, tenant_id,
+    source), the id, the event time, ``collected_at`` and the object's bytes joined - the bytes
+    ``encode_record(make_record(...))`` writes for a RawItem (tests/test_raw_equivalence.py).
+    Returns ``write(items, seen_keys)`` -> (lines, dedup keys, newest time) or None when the
+    page needs the per-item path (an item without an id, a materialised item)."""
+    try:
+        head = orjson.dumps({"tenant": tenant.name, "tenant_id": tenant.tenant_id, "source": spec.name})
+        tail = b',"collected_at":' + orjson.dumps(collected_at) + b',"data":'
+    except TypeError:
+        return None
+    if not head.endswith(b"}") or spec.time_field is None:
+        return None
+    prefix, mid = head[:-1] + b',"id":', b',"event_time":'
+    id_field, time_field, version_field, event_field = spec.id_field, spec.time_field, spec.version_field, \
+        spec.event_time_field
+    same_event = event_field == time_field
+    name, source = tenant.name, spec.name
+    dumps, join = orjson.dumps, b"".join
+
+    def write(items: RawItems, seen_keys: Callable[..., set[str]]) -> PageLines | None:
+        raws, structs, attrs = items.raws, items.structs, items.attrs
+        wanted = (id_field, time_field, version_field or id_field, event_field or id_field)
+        if len(items) != len(raws) or any(f not in attrs for f in wanted) or any(map(_MATERIALISED, items)):
+            return None
+        ids = list(map(attrgetter(attrs[id_field]), structs))
+        if None in ids or UNSET in ids or "" in ids:
+            return None  # the per-item path skips and counts the bad item
+        times = list(map(attrgetter(attrs[time_field]), structs))
+        stamps = list(map(parse_time, times))
+        events = times if same_event else (
+            list(map(attrgetter(attrs[event_field]), structs)) if event_field else [None] * len(ids))
+        if version_field:
+            versions = map(attrgetter(attrs[version_field]), structs)
+            keys = [i if v is None or v is UNSET else f"{i}|{v}" for i, v in zip(ids, versions)]
+        else:
+            keys = ids
+        if keep is not None:
+            lo, hi = keep
+            sel = [n for n, t in enumerate(stamps) if t is not None and lo <= t <= hi]
+            ids, stamps, events, keys, raws = ([seq[n] for n in sel] for seq in (ids, stamps, events, keys, raws))
+        epochs = [upper_epoch if t is None else t.timestamp() for t in stamps]
+        already = seen_keys(name, source, list(zip(keys, epochs))) if keys else set()
+        if already or len(set(keys)) != len(keys):  # drop what was delivered, and repeats
+            batch: set[str] = set()
+            sel = []
+            for n, key in enumerate(keys):
+                if key not in already and key not in batch:
+                    batch.add(key)
+                    sel.append(n)
+            ids, stamps, events, keys, raws, epochs = (
+                [seq[n] for n in sel] for seq in (ids, stamps, events, keys, raws, epochs))
+        dts = stamps if same_event else list(map(parse_time, events))
+        event_times = list(map(event_string, events, dts, repeat(collected_at)))
+        lines = list(map(join, zip(repeat(prefix), map(dumps, ids), repeat(mid), map(dumps, event_times),
+                                   repeat(tail), raws, repeat(b"}\n"))))
+        return lines, list(zip(keys, epochs)), max(filter(None, stamps), default=None)
+
+    return write
+
+
+_SEVEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{7}Z").fullmatch
+
+
+def event_string(raw: Any, dt: datetime | None, observed: str) -> str:
+    """``_event_time``'s string for a field value ``raw`` that parsed to ``dt``, without
+    formatting ``dt`` when the string says it: canonical UTC as is, and Graph's 7-digit form
+    cut to the 6 digits ``format_time`` writes (no fraction when they are zero).  A year before
+    1000 (``format_time`` writes it unpadded) and a leap second (clamped to :59 when parsed)
+    take ``format_time``."""
+    if dt is None:
+        return observed
+    if type(raw) is str:
+        if len(raw) == 28:
+            if _SEVEN(raw) and raw[0] != "0" and raw[17:19] != "60":
+                return raw[:26] + "Z" if raw[20:26] != "000000" else raw[:19] + "Z"
+        elif CANONICAL.match(raw):
+            return raw
+    return format_time(dt)
 
 
 def _query(run: SourceRun, shape: QueryShape, lower: datetime, upper: datetime) -> dict[str, str]:

@@ -9,19 +9,23 @@ Raw pages (issue 16): while ``RAW_FIELDS`` names fields (the collectors set it a
 page reads, ``raw_pages``), a page whose bytes allow it is decoded by msgspec into
 ``RawItem``s (graph/rawitem.py: the item's bytes plus those fields) instead of dicts.  Any
 page that does not qualify, and any decode msgspec refuses, takes the orjson path above, so
-errors (and what a refused page costs) are exactly the dict path's.
+errors (and what a refused page costs) are exactly the dict path's.  When every field read is a
+string or null in every item (the usual page), those fields are decoded as strings by msgspec
+itself (``rawitem.typed_decoder``) and the items come as ``RawItems``, which the window
+collector reads a page at a time (``collector.window.page_lines_writer``).
 """
 
 from __future__ import annotations
 
 import sys
 from contextvars import ContextVar
+from itertools import repeat
 from typing import Any
 
 import msgspec
 import orjson
 
-from .rawitem import PAGE_KEYS, RawItem, field_decoder, page_decoder
+from .rawitem import PAGE_KEYS, RawItem, RawItems, field_decoder, page_decoder, typed_decoder
 
 __all__ = ["loads_page", "loads_raw_page", "RAW_FIELDS"]
 
@@ -76,6 +80,16 @@ def loads_raw_page(body: bytes, fields: tuple[str, ...]) -> dict[str, Any] | Non
         raws = shell.value
         page: dict[str, Any] = {name: orjson.loads(memoryview(raw)) for attr, name in PAGE_KEYS.items()
                                 if (raw := getattr(shell, attr)) is not _UNSET}
+        typed, names, typed_attrs = typed_decoder(fields)
+        try:  # every field a string or null (the usual page): decoded in C, no per-item Python
+            strs = typed.decode(body).value
+        except msgspec.ValidationError:
+            strs = None
+        if strs is not None and len(strs) == len(raws):
+            copies = list(map(bytes, raws))  # copied out of the body: see below
+            known = frozenset(names)  # each item reads its fields from its struct (no dict)
+            page["value"] = RawItems(map(RawItem, copies, strs, repeat(known)), copies, strs, typed_attrs)
+            return page
         structs = whole.decode(body).value
     except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):
         structs = None

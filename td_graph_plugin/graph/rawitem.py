@@ -37,15 +37,18 @@ so such a page takes the dict path too.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 import orjson
 
-__all__ = ["RawItem", "field_decoder", "page_decoder", "materialise", "encode_default", "PAGE_KEYS"]
+__all__ = ["RawItem", "RawItems", "field_decoder", "typed_decoder", "page_decoder", "materialise", "encode_default",
+           "PAGE_KEYS"]
 
 _MISSING: Any = msgspec.UNSET
 _DECODERS: dict[tuple[str, ...], tuple[msgspec.json.Decoder, ...]] = {}
+_TYPED: dict[tuple[str, ...], tuple[msgspec.json.Decoder, tuple[str, ...], dict[str, str]]] = {}
+_STR = Union[str, None, msgspec.UnsetType]
 # A collection page's own keys besides "value"; a page with any other key takes the slower,
 # general path (jsonbody.loads_raw_page), so nothing of it is dropped.
 PAGE_KEYS = {"context": "@odata.context", "next": "@odata.nextLink", "delta": "@odata.deltaLink",
@@ -80,14 +83,54 @@ def field_decoder(fields: Iterable[str]) -> tuple[msgspec.json.Decoder, ...]:
     return cached
 
 
+def typed_decoder(fields: Iterable[str]) -> tuple[msgspec.json.Decoder, tuple[str, ...], dict[str, str]]:
+    """A decoder of a whole page into structs holding ``fields`` as strings (or null), the
+    json names in attribute order and the json name -> attribute map.  The page it refuses
+    (a field that is a number, an object...: ``msgspec.ValidationError``) takes the raw-field
+    decoder.  msgspec reads a JSON string as orjson does once the page has no escaped
+    surrogate and is UTF-8 (``jsonbody.loads_raw_page`` checks both first), and a repeated
+    key's last value wins in both."""
+    names = tuple(sorted(set(fields)))
+    cached = _TYPED.get(names)
+    if cached is None:
+        attrs = {name: f"f{i}" for i, name in enumerate(names)}
+
+        def get(self: Any, key: str, default: Any = None, _attrs: dict[str, str] = attrs) -> Any:
+            # A RawItem's fields (``RawItem.get``): the value, msgspec.UNSET when absent.
+            attr = _attrs.get(key)
+            return default if attr is None else getattr(self, attr)
+
+        struct = msgspec.defstruct(
+            "StrFields", [(attr, _STR, _MISSING) for attr in attrs.values()],
+            rename={attr: name for name, attr in attrs.items()}, namespace={"get": get},
+        )
+        page = msgspec.defstruct("StrFieldsPage", [("value", list[struct])])  # type: ignore[valid-type]
+        cached = _TYPED[names] = (msgspec.json.Decoder(page), names, attrs)
+    return cached
+
+
+class RawItems(list):
+    """A page's items (``RawItem``s) that also hold, side by side, each item's bytes and its
+    decoded string fields (msgspec structs, ``attrs`` names their attributes): what the window
+    collector's per-page path reads without going through the items (collector/window.py)."""
+
+    __slots__ = ("raws", "structs", "attrs")
+
+    def __init__(self, items: Iterable[Any], raws: list[bytes], structs: list[Any], attrs: dict[str, str]) -> None:
+        super().__init__(items)
+        self.raws, self.structs, self.attrs = raws, structs, attrs
+
+
 class RawItem:
     """One Graph object: its bytes, its pre-decoded fields, and the dict once materialised."""
 
     __slots__ = ("raw", "_fields", "_known", "_dict")
 
-    def __init__(self, raw: msgspec.Raw | bytes, fields: dict[str, Any], known: frozenset[str]) -> None:
+    def __init__(self, raw: msgspec.Raw | bytes, fields: Any, known: frozenset[str]) -> None:
         self.raw = raw          # the object exactly as Graph sent it (msgspec.Raw or bytes)
-        self._fields = fields   # the pre-decoded fields present in the object (orjson values)
+        # The pre-decoded fields present in the object (orjson values): a dict, or the
+        # ``typed_decoder`` struct itself (its ``get`` answers msgspec.UNSET for an absent one).
+        self._fields = fields
         self._known = known     # the fields that were looked for (absent: not in the object)
         self._dict: dict[str, Any] | None = None
 
