@@ -264,12 +264,17 @@ class PostgresStore:
             pages.append((c, output, sid, upserts, json.dumps(c.cursor, separators=(",", ":"), sort_keys=True)))
 
         def write(conn: psycopg.Connection) -> list[LeaseLost | None]:
-            # pipeline: the batch's statements go out together, one round trip to COMMIT
-            with conn.pipeline(), conn.transaction():
+            with conn.transaction():
+                # The fences are read in their own round trip, outside the pipeline: a result
+                # fetched inside a pipeline leaves the session "active" (no Sync, no
+                # ReadyForQuery), so idle_in_transaction_session_timeout would never end a
+                # replica frozen right after it while it holds the lease rows FOR SHARE (a
+                # chaos-test run saw no takeover for 60 s).
                 lost = self._check_fences(conn, [c.tenant for c, *_ in pages])
-                for c, output, sid, upserts, cursor_json in pages:
-                    if c.tenant not in lost:
-                        self._write_commit(conn, c, output, sid, upserts, cursor_json, now)
+                with conn.pipeline():  # the batch's writes go out together
+                    for c, output, sid, upserts, cursor_json in pages:
+                        if c.tenant not in lost:
+                            self._write_commit(conn, c, output, sid, upserts, cursor_json, now)
             return [lost.get(c.tenant) for c, *_ in pages]
 
         if not pages:
