@@ -209,6 +209,24 @@ def test_session_proxy_and_never_unverified(srv, tmp_path, monkeypatch):
             plain.get(other.base + "/", verify=False, timeout=5)
 
 
+def test_environment_proxies_apply_per_origin_and_no_proxy_bypasses(srv, monkeypatch):
+    """Without a tenant proxy the environment's proxy applies (read once per origin)."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:1")
+    monkeypatch.setenv("NO_PROXY", "login.example.test")
+    s = build_session(make_tenant(srv))
+    graph = s.merge_environment_settings("https://graph.microsoft.com/v1.0/users", {}, None, True, None)
+    assert graph["proxies"]["https"] == "http://env-proxy:1"
+    again = s.merge_environment_settings("https://graph.microsoft.com/v1.0/groups", {}, None, True, None)
+    assert again["proxies"] == graph["proxies"]
+    login = s.merge_environment_settings("https://login.example.test/t/oauth2/v2.0/token", {}, None, True, None)
+    assert "https" not in login["proxies"], "NO_PROXY names the login host"
+    # A caller's mapping still wins over the environment's, and does not stick.
+    own = s.merge_environment_settings("https://graph.microsoft.com/x", {"https": "http://p:2"}, None, True, None)
+    assert own["proxies"]["https"] == "http://p:2"
+    assert s.merge_environment_settings("https://graph.microsoft.com/y", {}, None, True, None)["proxies"]["https"] \
+        == "http://env-proxy:1"
+
+
 # --- requests and paging -----------------------------------------------------------------
 def test_paging_three_pages_with_empty_page(make_client, srv):
     path = "/v1.0/users/delta"

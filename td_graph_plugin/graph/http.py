@@ -31,6 +31,7 @@ import ssl
 import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 import certifi
 import requests
@@ -127,6 +128,7 @@ class TenantSession(requests.Session):
         self.trust_context = context
         self._td_proxy = proxy
         self._td_shared: Any = None  # the shared adapter this session holds a use of
+        self._td_env_proxies: dict[tuple[str, str], dict[str, str]] = {}
         # True: verify, with the adapter's context (never a path: nothing on disk to trust).
         self.verify = True
         # trust_env=False: no REQUESTS_CA_BUNDLE override, no ~/.netrc credentials.
@@ -140,9 +142,8 @@ class TenantSession(requests.Session):
             merged = {"http": self._td_proxy, "https": self._td_proxy}
         else:
             merged = dict(self.proxies or {})
-            if not should_bypass_proxies(url, no_proxy=None):
-                for k, v in get_environ_proxies(url, no_proxy=None).items():
-                    merged.setdefault(k, v)
+            for k, v in self._environ_proxies(url).items():
+                merged.setdefault(k, v)
             merged.update(proxies or {})
         return {
             "proxies": merged,
@@ -150,6 +151,20 @@ class TenantSession(requests.Session):
             "verify": True,  # never False (nor another bundle), whatever the caller passes
             "cert": cert if cert is not None else self.cert,
         }
+
+    def _environ_proxies(self, url: str) -> dict[str, str]:
+        """The environment's proxies for ``url``'s origin, read once per origin and session:
+        requests reads (and for no_proxy, scans) the whole environment on every request, a
+        few per cent of a 1,000-tenant pass.  A session lives for one process, whose
+        environment td-graph never changes."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        found = self._td_env_proxies.get(key)
+        if found is None:
+            found = {} if should_bypass_proxies(url, no_proxy=None) else dict(get_environ_proxies(url, no_proxy=None))
+            if len(self._td_env_proxies) < 64:  # a handful of origins (Graph, login, downloads)
+                self._td_env_proxies[key] = found
+        return found
 
     def close(self) -> None:
         """The adapters are shared with other tenants (``build_session``): their connections
