@@ -6,8 +6,10 @@ Note: ``requests`` lets ``REQUESTS_CA_BUNDLE`` from the environment override
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
+import json
 import io
 import ssl
 import threading
@@ -79,7 +81,12 @@ def test_msal_client_secret_token_works_on_graph(sim):
     result = msal_app(sim, t, t.client_secret).acquire_token_for_client(scopes=[SCOPE])
     assert "access_token" in result, result
     assert result["token_type"] == "Bearer" and result["expires_in"] == 3599
-    assert result["access_token"].count(".") != 2  # opaque, not a JWT
+    # Shaped like Entra's app-only tokens for Graph: the middle part is base64url JSON carrying
+    # the granted app roles (every role for an e5 tenant with nothing withheld); "sim." first.
+    head, payload, _sig = result["access_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert head == "sim" and claims["tid"] == t.tenant_id and claims["appid"] == t.client_id
+    assert claims["roles"] == sorted(sim.role_names()) and "AuditLog.Read.All" in claims["roles"]
     paths = [r.path for r in sim.requests]
     assert paths == [f"/{t.tenant_id}/v2.0/.well-known/openid-configuration", f"/{t.tenant_id}/oauth2/v2.0/token"]
     s = session(sim)

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from .core import SimCore
 from .responses import Response, aad_error
+from .role_catalogue import role_names
 from .tokens import TokenStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,7 +140,8 @@ def _token(sim: SimCore, tenant: "SimTenant", form: dict[str, str], basic: tuple
         return aad_error(401, "invalid_client", 7000218,
                          "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
     lifetime = float(sim.token_lifetime)
-    token = sim.tokens.issue(tenant, lifetime, sim.now())
+    roles = sorted(tenant.permissions) if tenant.permissions is not None else role_names()
+    token = sim.tokens.issue(tenant, lifetime, sim.now(), roles=roles)
     body = {"token_type": "Bearer", "expires_in": int(lifetime), "ext_expires_in": int(lifetime), "access_token": token}
     return Response(200, orjson.dumps(body), {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
                     "application/json; charset=utf-8")
