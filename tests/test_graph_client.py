@@ -477,6 +477,33 @@ def test_prefetch_identical_pages(make_client, srv):
     assert not _prefetch_threads()
 
 
+def test_one_page_starts_no_prefetch_thread_and_errors_on_page_one_surface(make_client, srv, monkeypatch):
+    """Most polls of a running collector are one page: it is fetched on the caller's thread."""
+    import td_graph_plugin.graph.paging as paging
+
+    started = []
+    real = paging.threading.Thread
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def start(self):
+            if self.name.startswith("td-graph-prefetch"):  # not the test server's threads
+                started.append(self.name)
+            super().start()
+
+    monkeypatch.setattr(paging.threading, "Thread", Counting)
+    _numbered_pages(srv, "/v1.0/one", 1)
+    c = make_client()
+    assert [p.items for p in c.pages(c.url("v1.0", "one"))] == [[{"id": "1"}]]
+    assert started == [] and len(graph_hits(srv, "/v1.0/one")) == 1
+    _numbered_pages(srv, "/v1.0/two", 2)
+    assert [p.items for p in c.pages(c.url("v1.0", "two"))] == [[{"id": "1"}], [{"id": "2"}]]
+    assert len(started) == 1, "a second page: the prefetch thread as before"
+    _numbered_pages(srv, "/v1.0/gone", 3, fail_at=1)
+    with pytest.raises(GraphNotFound):
+        next(iter(c.pages(c.url("v1.0", "gone"))))
+    assert len(started) == 1 and not _prefetch_threads()
+
+
 def test_prefetch_fetches_ahead_and_stops_when_consumer_breaks(make_client, srv):
     _numbered_pages(srv, "/v1.0/p", 6)
     c = make_client()
