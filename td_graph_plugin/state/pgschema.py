@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict
-
 from ..errors import StateError
 
 __all__ = ["SCHEMA", "PG_SCHEMA_VERSION", "MIGRATIONS", "TABLES", "describe_url", "mask", "migrate"]
@@ -78,10 +76,19 @@ TABLES = (
 )
 
 
+def _conninfo(url: str) -> dict[str, Any]:
+    """psycopg's reading of a connection URL.  Imported here, not at module level: importing
+    psycopg costs ~0.1 s, and every ``td-graph run`` imports this module (the cluster side is
+    a no-op on SQLite) while only a ``state.url`` needs it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    return conninfo_to_dict(url)
+
+
 def mask(text: str, url: str) -> str:
     """``text`` with the URL's password (if any) replaced by ``***``: no message leaks it."""
     try:
-        password = conninfo_to_dict(url).get("password")
+        password = _conninfo(url).get("password")
     except Exception:  # an unparsable URL: mask whatever sits between ':' and '@'
         password = None
     out = text
@@ -100,7 +107,7 @@ def describe_url(url: str) -> str:
     """``database D on HOST:PORT as USER``: what an operator needs to find the server; never
     the password."""
     try:
-        info: dict[str, Any] = conninfo_to_dict(url)
+        info: dict[str, Any] = _conninfo(url)
     except Exception:
         return "the PostgreSQL database in state.url (the URL cannot be parsed)"
     host = info.get("host") or info.get("hostaddr") or "localhost"
