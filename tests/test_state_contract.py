@@ -241,6 +241,26 @@ def test_query_shapes_are_remembered_and_cleared(backend):
     assert s.query_shape("t", "src") is None
 
 
+def test_tenant_cache_stores_documents_per_tenant_and_kind(backend):
+    """A tenant's discovery documents (plan.TenantPlanner, graph.auth): upserts, kept apart."""
+    s = backend.open()
+    assert s.cached("t", "discovery") is None
+    s.set_cached("t", "discovery", 1000.5, '{"v": 1}')
+    assert s.cached("t", "discovery") == (1000.5, '{"v": 1}')
+    assert s.cached("t", "openid") is None and s.cached("u", "discovery") is None
+    s.set_cached("t", "discovery", 2000.25, '{"v": 1, "n": "é"}')  # replaced, not added
+    s.set_cached("t", "openid", 3000.0, "{}")
+    s.set_cached("u", "discovery", 4000.0, "[]")
+    assert s.cached("t", "discovery") == (2000.25, '{"v": 1, "n": "é"}')
+    assert s.cached("t", "openid") == (3000.0, "{}") and s.cached("u", "discovery") == (4000.0, "[]")
+    s.reset_source("t", "audit_logs.sign_ins")  # a source's reset is not the tenant's documents
+    assert s.cached("t", "discovery") == (2000.25, '{"v": 1, "n": "é"}')
+    s.close()
+    backend.opened.remove(s)
+    s = backend.open()
+    assert s.cached("t", "openid") == (3000.0, "{}")
+
+
 def test_isolation_audit_records(backend):
     s = backend.open()
     s.add_isolation("t", "u1", "isolate", {"id": "a1", "reason": "phish"})
@@ -638,14 +658,15 @@ def test_status_reads_postgres_and_shows_each_tenants_owner(tmp_path, pg_server,
     assert "collector-b" in table and dbname in table
 
 
-def test_a_v2_sqlite_state_becomes_v3_keeping_everything(tmp_path):
-    """v2 -> v3 adds the query_shapes table; every cursor, key and hash stays."""
+def test_a_v2_sqlite_state_becomes_current_keeping_everything(tmp_path):
+    """v2 -> v3 adds the query_shapes table, v3 -> v4 tenant_cache; every cursor, key and hash stays."""
     path = tmp_path / "s.db"
     s = StateStore(str(path))
     s.commit(Commit("t", "src", cursor={"n": 1}, seen=[("a", 1.0)], upsert_objects=[("o", "h", 1)]), output=("out", 4))
     s.close()
     db = sqlite3.connect(path)
     db.execute("DROP TABLE query_shapes")
+    db.execute("DROP TABLE tenant_cache")
     db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     db.commit()
     db.close()
@@ -655,10 +676,12 @@ def test_a_v2_sqlite_state_becomes_v3_keeping_everything(tmp_path):
         assert s.object_hashes("t", "src", ["o"]) == {"o": "h"} and s.output_position("out") == 4
         s.set_query_shape("t", "src", "minimal", "why")
         assert s.query_shape("t", "src") == "minimal"
+        s.set_cached("t", "discovery", 1.0, "{}")
+        assert s.cached("t", "discovery") == (1.0, "{}")
     finally:
         s.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION) == "3"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION) == "4"
     db.close()
     from td_graph_plugin.state import read_state
 

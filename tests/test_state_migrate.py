@@ -60,6 +60,7 @@ def test_migrate_then_run_on_postgres_loses_nothing_and_duplicates_nothing(sim, 
     assert counts["checkpoints"] >= len(SOURCES) and counts["dedup keys"] > 0
     assert counts["object hashes"] >= len(tenant.users) - 2 and counts["isolation records"] == 1
     assert counts["output positions"] == 1 and counts["query shapes"] == 1
+    assert counts["cached documents"] >= 1, "the tenant's discovery came along"
 
     # the same collector, now a replica of a cluster on PostgreSQL, writing the same file
     data = yaml.safe_load(open(cfg))
@@ -89,6 +90,7 @@ def test_migrate_then_run_on_postgres_loses_nothing_and_duplicates_nothing(sim, 
     try:
         assert [r["id"] for _, r in store.isolation_rows("demo", 0)] == ["audit-1"]
         assert store.query_shape("demo", "audit_logs.sign_ins") == "default"
+        assert '"permissions_from":"graph"' in store.cached("demo", "discovery")[1]
     finally:
         store.close()
 

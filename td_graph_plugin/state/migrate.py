@@ -23,13 +23,14 @@ import psycopg
 from ..errors import StateError
 from .pgschema import SCHEMA as S
 from .pgschema import describe_url, mask, migrate
-from .postgres import connect_once
+from .pgconnect import connect_once
 from .store import StateStore
 
 __all__ = ["MigrationResult", "migrate_sqlite_to_postgres", "STATE_TABLES"]
 
 # The tables that hold state (not the cluster's coordination): "empty" means empty here.
-STATE_TABLES = ("checkpoints", "streams", "seen", "objects", "outputs", "source_status", "query_shapes", "isolations")
+STATE_TABLES = ("checkpoints", "streams", "seen", "objects", "outputs", "source_status", "query_shapes", "isolations",
+                "tenant_cache")
 
 
 @dataclass
@@ -119,6 +120,10 @@ def _copy(
     counts["query shapes"] = _copy_rows(
         conn, "query_shapes", "tenant, source, shape, reason, since",
         _rows(source, "SELECT tenant, source, shape, reason, since FROM query_shapes"),
+    )
+    # Discovery documents: only a cache, carried over so the first run on PostgreSQL reuses them.
+    counts["cached documents"] = _copy_rows(
+        conn, "tenant_cache", "tenant, kind, at, payload", _rows(source, "SELECT tenant, kind, at, payload FROM tenant_cache")
     )
     # The audit records live in the isolation file (Config.isolation_state_path), the store the
     # isolation feed reads; their ids are kept because the feed's cursor is a row id.

@@ -17,7 +17,7 @@ import psycopg
 
 from ..errors import StateError
 from .pgschema import PG_SCHEMA_VERSION, describe_url, mask, schema_version
-from .postgres import connect_once
+from .pgconnect import connect_once
 
 __all__ = ["DatabaseProbe", "probe_database", "SKEW_WARN", "SKEW_FAIL"]
 

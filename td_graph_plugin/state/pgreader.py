@@ -11,7 +11,7 @@ import psycopg
 from ..errors import StateError
 from .pgschema import SCHEMA as S
 from .pgschema import PG_SCHEMA_VERSION, describe_url, mask, newer_schema_error, schema_version
-from .postgres import connect_once
+from .pgconnect import connect_once
 from .snapshot import SourceRow, StateSnapshot
 
 __all__ = ["read_pg_state"]

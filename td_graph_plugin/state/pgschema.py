@@ -66,13 +66,20 @@ MIGRATIONS: list[str] = [
         tenant TEXT PRIMARY KEY, owner TEXT, epoch BIGINT NOT NULL DEFAULT 0,
         expires_at TIMESTAMPTZ, acquired_at TIMESTAMPTZ);
     """,
+    # 1 -> 2: a tenant's discovery documents (licences and permissions; its OpenID
+    # configuration), so a new process or the replica taking a tenant over reuses them.
+    f"""
+    CREATE TABLE {SCHEMA}.tenant_cache (
+        tenant TEXT NOT NULL, kind TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL,
+        PRIMARY KEY (tenant, kind));
+    """,
 ]
 PG_SCHEMA_VERSION = len(MIGRATIONS)
 
 # Every table, in an order that copying and emptiness checks can use.
 TABLES = (
     "checkpoints", "streams", "seen", "objects", "outputs", "source_status", "query_shapes",
-    "isolations", "replicas", "leases",
+    "isolations", "replicas", "leases", "tenant_cache",
 )
 
 

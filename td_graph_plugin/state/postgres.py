@@ -37,35 +37,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import LeaseLost, StateError
 from .backend import Fence, FenceProvider  # noqa: F401  (Fence: the provider's answer)
+from .pgconnect import RETRYABLE, connect_once
 from .pgschema import SCHEMA, describe_url, mask, migrate, session_options
 from .store import Commit, OutputMark
 
-__all__ = ["PostgresStore", "connect_once", "RETRYABLE"]
+__all__ = ["PostgresStore", "connect_once", "RETRYABLE"]  # the last two: pgconnect's, kept importable
 
 T = TypeVar("T")
 S = SCHEMA
-# Errors that mean "the connection (or server) went away", worth a new connection: psycopg's
-# OperationalError covers a dropped socket, AdminShutdown (pg_terminate_backend, server stop),
-# serialization failures and deadlocks; InterfaceError a connection already closed.
-RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
-
-
-def connect_once(url: str, application_name: str, timeout: float = 10.0) -> psycopg.Connection:
-    """One autocommit connection, or a ``StateError`` naming the server (never the password)."""
-    try:
-        return psycopg.connect(
-            url, autocommit=True, application_name=application_name, connect_timeout=max(2, int(timeout))
-        )
-    except psycopg.Error as exc:
-        detail = mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
-        raise StateError(
-            f"cannot reach the state database ({describe_url(url)}): {detail}; check state.url, "
-            "that the server runs and accepts this host, and the credentials"
-        ) from None
-    except Exception as exc:  # a malformed URL (psycopg.ProgrammingError is an Error too)
-        raise StateError(f"state.url is not a usable PostgreSQL URL: {mask(str(exc), url)}") from None
-
-
 class PostgresStore:
     """The state of a cluster in PostgreSQL. ``replica`` names this process: its file output
     positions are its own, its connections are ``application_name = td-graph:<replica>``.
@@ -403,6 +382,21 @@ class PostgresStore:
             )
             params = (tenant, source, shape, reason, time.time())
         self._run(lambda conn: conn.execute(sql, params) and None, f"write the query shape of {tenant}/{source}")
+
+    # --- per-tenant cache (discovery documents) -------------------------------------------------
+    def cached(self, tenant: str, kind: str) -> tuple[float, str] | None:
+        """(time it was read from Graph, payload) of a tenant's cached document, None if absent."""
+        rows = self._read(f"SELECT at, payload FROM {S}.tenant_cache WHERE tenant=%s AND kind=%s", (tenant, kind))
+        return (float(rows[0][0]), rows[0][1]) if rows else None
+
+    def set_cached(self, tenant: str, kind: str, at: float, payload: str) -> None:
+        """Store (replace) a tenant's cached document: a cache, not a checkpoint (no fence)."""
+        sql = (
+            f"INSERT INTO {S}.tenant_cache(tenant, kind, at, payload) VALUES (%s,%s,%s,%s) "
+            "ON CONFLICT (tenant, kind) DO UPDATE SET at=excluded.at, payload=excluded.payload"
+        )
+        params = (tenant, kind, float(at), payload)
+        self._run(lambda conn: conn.execute(sql, params) and None, f"write the cached {kind} of {tenant}")
 
     # --- isolation audit -----------------------------------------------------------------------
     def add_isolation(self, tenant: str, user_id: str, action: str, record: dict[str, Any]) -> None:

@@ -3,8 +3,10 @@
 One transaction per committed page holds everything that page changed (cursor, dedup keys,
 hashes, output offset and the identity of the file it is in), so after a kill -9 or a power
 loss the state and the output agree; ``commit_many`` puts several waiting pages in one
-transaction (group commit: one WAL sync for all of them, all or nothing).  WAL mode keeps readers (doctor, tests) from blocking the
-collector; ``synchronous=FULL`` makes each commit durable before it returns.  A second td-graph
+transaction (group commit: one WAL sync for all of them, all or nothing).  WAL mode lets readers
+(``sqlite_readers``: the workers' own reads; doctor, status) run beside the one writer instead of
+behind its commits; ``synchronous=FULL`` makes each commit durable before it returns.  The
+tables and their upgrades: ``sqlite_schema``.  A second td-graph
 on the same file (through a symlink too: the lock is on the real path), a corrupt file or a
 newer schema is a clear ``StateError`` — never a silent reset.  The files are the owner's only
 (0600): they hold every source's cursor.
@@ -12,6 +14,7 @@ newer schema is a clear ``StateError`` — never a silent reset.  The files are 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,47 +25,18 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import StateError, StateLocked
+from .sqlite_readers import ReaderPool
+from .sqlite_schema import SCHEMA_VERSION, init_schema
 
 __all__ = ["StateStore", "Commit", "SCHEMA_VERSION", "OutputMark"]
 
-SCHEMA_VERSION = 3
 STATE_MODE = 0o600  # cursors and audit records: the owner's only (-wal/-shm inherit it)
 
 # (output name, position, identity of the file the position is in); the short form without
 # the identity serves outputs that have none.
 OutputMark = tuple[str, int] | tuple[str, int, str | None]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, cursor TEXT NOT NULL,
-    updated_at REAL NOT NULL, last_success REAL, newest_event REAL,
-    PRIMARY KEY (tenant, source));
-CREATE TABLE IF NOT EXISTS streams (
-    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL, UNIQUE (tenant, source));
--- Dedup keys ordered by time: appends are local, lookups are one range per page and pruning
--- is one range delete (v1 keyed by random ids, with a second index, wrote ~10x the WAL).
-CREATE TABLE IF NOT EXISTS seen (
-    stream INTEGER NOT NULL, event_time REAL NOT NULL, key TEXT NOT NULL,
-    PRIMARY KEY (stream, event_time, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS objects (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL,
-    gen INTEGER NOT NULL, PRIMARY KEY (tenant, source, id)) WITHOUT ROWID;
--- file: identity (device:inode) of the file the position is an offset in (NULL: the file at
--- the output's path, as stored before identities were).
-CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, position INTEGER NOT NULL, file TEXT);
-CREATE TABLE IF NOT EXISTS source_status (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
-    since REAL NOT NULL, next_check REAL, PRIMARY KEY (tenant, source));
-CREATE TABLE IF NOT EXISTS isolations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
-    action TEXT NOT NULL, at REAL NOT NULL, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS isolations_by_user ON isolations (tenant, user_id, id);
--- v3: the query shape a source fell back to (and why), so a restart keeps the healed shape.
-CREATE TABLE IF NOT EXISTS query_shapes (
-    tenant TEXT NOT NULL, source TEXT NOT NULL, shape TEXT NOT NULL, reason TEXT,
-    since REAL NOT NULL, PRIMARY KEY (tenant, source));
-"""
+
 
 
 @dataclass
@@ -88,6 +62,7 @@ class StateStore:
         self.path = path
         self._lock = threading.RLock()
         self._lockfile: int | None = None
+        self._readers = ReaderPool(path) if path != ":memory:" else None  # reads beside the writer
         if path != ":memory:" and exclusive:
             self._acquire_process_lock(path)
         elif path != ":memory:":
@@ -160,49 +135,8 @@ class StateStore:
             raise StateError(f"cannot create state database {path}: {exc.strerror}") from None
 
     def _init_schema(self) -> None:
-        db = self._db
-        check = db.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if tables and "meta" not in tables:
-            raise sqlite3.DatabaseError("it has tables but no td-graph meta table")
-        if "meta" in tables:
-            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StateError(
-                    f"state database {self.path} has schema version {version}, newer than this "
-                    f"td-graph understands ({SCHEMA_VERSION}); upgrade td-graph"
-                )
-            if version == 1:
-                self._migrate_v1(db)
-        db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-        if "file" not in {r[1] for r in db.execute("PRAGMA table_info(outputs)")}:
-            db.execute("ALTER TABLE outputs ADD COLUMN file TEXT")  # v2 files from before identities
-        # v2 -> v3 only adds a table (created above): every row stays; the version moves up.
-        db.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+        init_schema(self._db, self.path)
         self._streams: dict[tuple[str, str], int] = {}
-
-    @staticmethod
-    def _migrate_v1(db: sqlite3.Connection) -> None:
-        """v1 -> v2: the dedup keys move to the time-ordered table, none is lost."""
-        db.executescript(
-            "BEGIN;"
-            "ALTER TABLE seen RENAME TO seen_v1;"
-            "DROP INDEX IF EXISTS seen_by_time;"
-            + _SCHEMA
-            + "INSERT OR IGNORE INTO streams(tenant, source) SELECT DISTINCT tenant, source FROM seen_v1;"
-            "INSERT OR IGNORE INTO seen(stream, event_time, key) SELECT s.id, v.event_time, v.key "
-            "FROM seen_v1 v JOIN streams s ON s.tenant=v.tenant AND s.source=v.source;"
-            "DROP TABLE seen_v1;"
-            "UPDATE meta SET value='2' WHERE key='schema_version';"
-            "COMMIT;"
-        )
 
     def _stream(self, tenant: str, source: str) -> int:
         """The integer id of (tenant, source) for the dedup table (created on first use)."""
@@ -218,16 +152,32 @@ class StateStore:
         """SQLite has one process (the file lock): no other replica can take a tenant over."""
 
     def close(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
         with self._lock:
             try:
                 self._db.close()
             finally:
                 self._release_process_lock()
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read: a pooled reader (``sqlite_readers``), or the writer under
+        its lock for ``:memory:`` (one database per connection).  Errors become ``StateError``."""
+        try:
+            if self._readers is None:
+                with self._lock:
+                    yield self._db
+            else:
+                with self._readers.connection() as conn:
+                    yield conn
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot read state database {self.path}: {exc}") from None
+
     # --- reads ---------------------------------------------------------------------------
     def cursor(self, tenant: str, source: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._reading() as db:
+            row = db.execute(
                 "SELECT cursor FROM checkpoints WHERE tenant=? AND source=?", (tenant, source)
             ).fetchone()
         return json.loads(row[0]) if row else None
@@ -243,23 +193,25 @@ class StateStore:
             return set()
         lo = min(t for t, _ in wanted)
         hi = max(t for t, _ in wanted)
-        with self._lock:
-            sid = self._stream(tenant, source)
-            rows = self._db.execute(
-                "SELECT event_time, key FROM seen WHERE stream=? AND event_time BETWEEN ? AND ?",
-                (sid, lo, hi),
+        with self._reading() as db:
+            # The stream's committed id (the writer's cache may hold one of a transaction in
+            # progress); none yet: nothing was committed for it.
+            rows = db.execute(
+                "SELECT event_time, key FROM seen WHERE stream=(SELECT id FROM streams WHERE tenant=? AND source=?) "
+                "AND event_time BETWEEN ? AND ?",
+                (tenant, source, lo, hi),
             ).fetchall()
         return {k for t, k in rows if (t, k) in wanted}
 
     def object_hashes(self, tenant: str, source: str, ids: Iterable[str]) -> dict[str, str]:
         ids = list(ids)
         out: dict[str, str] = {}
-        with self._lock:
+        with self._reading() as db:
             for i in range(0, len(ids), 900):
                 chunk = ids[i : i + 900]
                 marks = ",".join("?" * len(chunk))
                 out.update(
-                    self._db.execute(
+                    db.execute(
                         f"SELECT id, hash FROM objects WHERE tenant=? AND source=? AND id IN ({marks})",
                         (tenant, source, *chunk),
                     ).fetchall()
@@ -268,24 +220,24 @@ class StateStore:
 
     def stale_objects(self, tenant: str, source: str, gen: int, limit: int = 1000) -> list[str]:
         """Objects not seen by snapshot generation ``gen`` (gone since the last full read)."""
-        with self._lock:
+        with self._reading() as db:
             return [
                 r[0]
-                for r in self._db.execute(
+                for r in db.execute(
                     "SELECT id FROM objects WHERE tenant=? AND source=? AND gen<? ORDER BY id LIMIT ?",
                     (tenant, source, gen, limit),
-                )
+                ).fetchall()
             ]
 
     def output_position(self, name: str) -> int | None:
-        with self._lock:
-            row = self._db.execute("SELECT position FROM outputs WHERE name=?", (name,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT position FROM outputs WHERE name=?", (name,)).fetchone()
         return int(row[0]) if row else None
 
     def output_mark(self, name: str) -> tuple[int, str | None] | None:
         """(committed position, identity of the file it is in) of an output, None if never set."""
-        with self._lock:
-            row = self._db.execute("SELECT position, file FROM outputs WHERE name=?", (name,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT position, file FROM outputs WHERE name=?", (name,)).fetchone()
         return (int(row[0]), row[1]) if row else None
 
     # --- writes --------------------------------------------------------------------------
@@ -365,8 +317,8 @@ class StateStore:
 
     # --- source status (licence / permission state) -------------------------------------
     def source_status(self, tenant: str, source: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._reading() as db:
+            row = db.execute(
                 "SELECT state, reason, since, next_check FROM source_status WHERE tenant=? AND source=?",
                 (tenant, source),
             ).fetchone()
@@ -390,8 +342,8 @@ class StateStore:
     # --- query shapes (a source's healed query) ---------------------------------------
     def query_shape(self, tenant: str, source: str) -> str | None:
         """The query shape a source settled on (None: the spec's default shape)."""
-        with self._lock:
-            row = self._db.execute(
+        with self._reading() as db:
+            row = db.execute(
                 "SELECT shape FROM query_shapes WHERE tenant=? AND source=?", (tenant, source)
             ).fetchone()
         return row[0] if row else None
@@ -410,6 +362,27 @@ class StateStore:
                 (tenant, source, shape, reason, time.time()),
             )
 
+    # --- per-tenant cache (discovery documents) ----------------------------------------
+    def cached(self, tenant: str, kind: str) -> tuple[float, str] | None:
+        """(time it was read from Graph, payload) of a tenant's cached document, None if absent."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT at, payload FROM tenant_cache WHERE tenant=? AND kind=?", (tenant, kind)
+            ).fetchone()
+        return (float(row[0]), row[1]) if row else None
+
+    def set_cached(self, tenant: str, kind: str, at: float, payload: str) -> None:
+        """Store (replace) a tenant's cached document."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO tenant_cache(tenant, kind, at, payload) VALUES (?,?,?,?) "
+                    "ON CONFLICT(tenant, kind) DO UPDATE SET at=excluded.at, payload=excluded.payload",
+                    (tenant, kind, float(at), payload),
+                )
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write state database {self.path}: {exc}") from None
+
     # --- isolation audit -----------------------------------------------------------------
     def add_isolation(self, tenant: str, user_id: str, action: str, record: dict[str, Any]) -> None:
         with self._lock:
@@ -419,8 +392,8 @@ class StateStore:
             )
 
     def isolations(self, tenant: str, user_id: str) -> Iterator[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT action, at, record FROM isolations WHERE tenant=? AND user_id=? ORDER BY id",
                 (tenant, user_id),
             ).fetchall()
@@ -429,8 +402,8 @@ class StateStore:
 
     def isolation_rows(self, tenant: str, after: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
         """Audit records stored after row ``after`` (the collector's feed into the pipeline)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT id, record FROM isolations WHERE tenant=? AND id>? ORDER BY id LIMIT ?",
                 (tenant, after, limit),
             ).fetchall()
