@@ -10,6 +10,7 @@ says not to build logic on reading Graph tokens, and new grants show only in new
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ import orjson
 from .errors import GraphError, TdGraphError
 from .licensing import capabilities_from_skus
 
-__all__ = ["MICROSOFT_GRAPH_APP_ID", "Discovery", "discover", "discover_licences", "discover_permissions", "roles_from_token"]
+__all__ = [
+    "MICROSOFT_GRAPH_APP_ID", "Discovery", "discover", "discover_licences", "discover_permissions", "roles_from_token",
+    "roles_fingerprint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,41 @@ class Discovery:
     permissions_from: str | None = None  # "graph" | "token" (diagnostic fallback)
     errors: dict[str, str] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+
+    def to_json(self, roles: str | None) -> str:
+        """The stored form (state ``tenant_cache`` kind "discovery"); ``roles`` is the
+        fingerprint of the token's roles when it was read (``roles_fingerprint``)."""
+        return orjson.dumps({
+            "v": 1, "at": self.at, "roles": roles,
+            "capabilities": sorted(self.capabilities) if self.capabilities is not None else None,
+            "skus": list(self.skus),
+            "permissions": sorted(self.permissions) if self.permissions is not None else None,
+            "permissions_from": self.permissions_from,
+        }).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> tuple["Discovery", str | None] | None:
+        """(discovery, roles fingerprint) from ``to_json``'s form; None when it is not that form."""
+        try:
+            doc = orjson.loads(text)
+            if not isinstance(doc, dict) or doc.get("v") != 1:
+                return None
+            caps, perms, skus = doc["capabilities"], doc["permissions"], doc["skus"]
+            d = cls(
+                capabilities=set(caps) if caps is not None else None,
+                skus=[str(s) for s in skus],
+                permissions=set(perms) if perms is not None else None,
+                permissions_from=doc["permissions_from"],
+                at=float(doc["at"]),
+            )
+            roles = doc["roles"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+        if not all(isinstance(x, str) for x in (*(d.capabilities or ()), *(d.permissions or ()))):
+            return None
+        if roles is not None and not isinstance(roles, str):
+            return None
+        return d, roles
 
 
 def discover_licences(client: Any) -> tuple[set[str], list[str]]:
@@ -85,6 +124,19 @@ def roles_from_token(token: str) -> set[str] | None:
         return None
     roles = payload.get("roles") if isinstance(payload, dict) else None
     return set(roles) if isinstance(roles, list) else set()
+
+
+def roles_fingerprint(token: str) -> str | None:
+    """A digest of the token's ``roles`` claim, or None for a token that is not a readable JWT.
+
+    Not used to decide what td-graph may read (``discover`` asks Graph): only to notice that
+    the app's grants changed since a stored discovery, because a new token carries them
+    (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference#payload-claims).
+    """
+    roles = roles_from_token(token)
+    if roles is None:
+        return None
+    return hashlib.sha256("\n".join(sorted(roles)).encode()).hexdigest()
 
 
 def discover(client: Any, client_id: str, *, tokens: Any = None) -> Discovery:

@@ -12,18 +12,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
-from .discovery import Discovery, discover
+from .discovery import Discovery, discover, roles_fingerprint
+from .errors import TdGraphError
 from .licensing import CAPABILITIES
 from .spec import SourceSpec
 from .status import DISABLED, FORBIDDEN, OK, UNLICENSED
 
-__all__ = ["Verdict", "verdict_for", "missing_permissions", "TenantPlanner", "DISCOVERY_TTL"]
+__all__ = ["Verdict", "verdict_for", "missing_permissions", "TenantPlanner", "DISCOVERY_TTL", "DiscoveryStore"]
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_TTL = 4 * 3600.0
+DISCOVERY_KIND = "discovery"  # the state's tenant_cache kind
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,43 @@ def verdict_for(spec: SourceSpec, cloud: str, d: Discovery | None) -> Verdict:
     return Verdict(OK)
 
 
-class TenantPlanner:
-    """Per-tenant discovery cache shared by the engine's workers."""
+class DiscoveryStore(Protocol):
+    """The state's per-tenant cache (``StateBackend.cached`` / ``set_cached``)."""
 
-    def __init__(self, discover_fn: Callable[[Any], Discovery] | None = None, ttl: float = DISCOVERY_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+    def cached(self, tenant: str, kind: str) -> tuple[float, str] | None: ...
+    def set_cached(self, tenant: str, kind: str, at: float, payload: str) -> None: ...
+
+
+class TenantPlanner:
+    """Per-tenant discovery cache shared by the engine's workers.
+
+    With a ``store``, a complete discovery is also kept in the state, so a new process (a
+    ``run --once`` every few minutes from cron, a restarted service, a replica taking a tenant
+    over) reuses it for the rest of its TTL instead of sending four more requests per tenant,
+    as a long-running collector does from memory.  It is reused only while the tenant's new
+    token carries the same ``roles`` as the token of the discovery that stored it, so a grant
+    or a revoked permission is seen at the next start (tokens that are not readable JWTs give
+    no fingerprint: then the TTL alone applies, as in memory).  A discovery with errors is
+    never stored, and ``invalidate`` (a source answered with a licence error) stops the reuse.
+    """
+
+    def __init__(
+        self,
+        discover_fn: Callable[[Any], Discovery] | None = None,
+        ttl: float = DISCOVERY_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        store: DiscoveryStore | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._discover = discover_fn
         self.ttl = ttl
         self.clock = clock
+        self.wall = wall
+        self.store = store
         self._cache: dict[str, tuple[float, Discovery]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._fresh_only: set[str] = set()  # invalidated: the stored copy is stale too
         self._lock = threading.Lock()
 
     def discovery(self, tenant_name: str, client: Any) -> Discovery:
@@ -80,8 +110,15 @@ class TenantPlanner:
                 ttl = self.ttl if not hit[1].errors else min(self.ttl, 300.0)
                 if self.clock() - hit[0] < ttl:
                     return hit[1]
+            roles = self._roles(client) if self.store is not None else None
+            stored = self._stored(tenant_name, roles)
+            if stored is not None:
+                # Expires in memory when the stored copy would have: TTL from when it was read.
+                self._cache[tenant_name] = (self.clock() - max(0.0, self.wall() - stored.at), stored)
+                return stored
             d = self._discover(client) if self._discover else discover(client, client.tenant.client_id, tokens=getattr(client, "tokens", None))
             self._cache[tenant_name] = (self.clock(), d)
+            self._store(tenant_name, d, roles)
             log.info(
                 "%s: licences %s; permissions %s",
                 tenant_name,
@@ -93,3 +130,44 @@ class TenantPlanner:
     def invalidate(self, tenant_name: str) -> None:
         with self._lock:
             self._cache.pop(tenant_name, None)
+            self._fresh_only.add(tenant_name)
+
+    # --- the stored copy ------------------------------------------------------------------
+    @staticmethod
+    def _roles(client: Any) -> str | None:
+        """The fingerprint of the current token's roles ("" when there is no token to read)."""
+        tokens = getattr(client, "tokens", None)
+        if tokens is None:
+            return ""
+        try:
+            return roles_fingerprint(tokens.token())
+        except TdGraphError:
+            return ""  # no token: nothing stored is trusted; discovery reports the failure
+
+    def _stored(self, tenant_name: str, roles: str | None) -> Discovery | None:
+        if self.store is None or roles == "" or tenant_name in self._fresh_only:
+            return None
+        try:
+            row = self.store.cached(tenant_name, DISCOVERY_KIND)
+        except TdGraphError as exc:
+            log.debug("%s: stored discovery unreadable (%s); discovering", tenant_name, exc)
+            return None
+        parsed = Discovery.from_json(row[1]) if row is not None else None
+        if parsed is None:
+            return None
+        d, stored_roles = parsed
+        age = self.wall() - d.at
+        if stored_roles != roles or not -300.0 <= age < self.ttl:
+            return None
+        log.debug("%s: licences and permissions as discovered %.0f s ago", tenant_name, age)
+        return d
+
+    def _store(self, tenant_name: str, d: Discovery, roles: str | None) -> None:
+        if self.store is None or roles == "" or d.errors:
+            return
+        try:
+            self.store.set_cached(tenant_name, DISCOVERY_KIND, d.at, d.to_json(roles))
+        except TdGraphError as exc:
+            log.debug("%s: cannot store the discovery (%s)", tenant_name, exc)
+            return
+        self._fresh_only.discard(tenant_name)

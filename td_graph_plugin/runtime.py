@@ -124,7 +124,7 @@ def build_runtime(
         metrics = metrics or Metrics()
         stop = stop or threading.Event()
         engine = Engine(
-            config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop, planner=TenantPlanner(),
+            config, catalogue, state=state, sink=sink, metrics=metrics, pm=pm, stop=stop, planner=TenantPlanner(store=state),
             formatter=build_formatter(config.output_format, pm),
             # Graph's per-app limits, shared by this process's tenants of one client_id (a cluster
             # sets the replica's share: engine.app_budgets.set_share(coordinator.share)).
