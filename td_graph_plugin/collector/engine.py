@@ -145,13 +145,13 @@ class Engine:
     # --- clients ---------------------------------------------------------------------------
     def _default_client(self, tenant: TenantConfig) -> Any:
         from ..graph.client import GraphClient
+        from ..graph.oidc_cache import TenantDocCache
         from ..graph.ratelimit import Budget, RateLimiter
 
-        budgets = {
-            name: Budget(o.requests, o.per, concurrency=o.concurrency, per_key=(name == "usage_reports"))
-            for name, o in self.config.throttling.items()
-        }
-        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop, limiter=RateLimiter(budgets), app_budgets=self.app_budgets)
+        budgets = {name: Budget(o.requests, o.per, concurrency=o.concurrency, per_key=(name == "usage_reports"))
+                   for name, o in self.config.throttling.items()}
+        return GraphClient(tenant, self.config.http, self.metrics, stop=self.stop, limiter=RateLimiter(budgets),
+                           app_budgets=self.app_budgets, doc_cache=TenantDocCache(self.state, tenant.name))
 
     def client(self, tenant: TenantConfig) -> Any:
         with self._clients_lock:

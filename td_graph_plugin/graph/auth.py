@@ -26,6 +26,7 @@ from ..errors import AuthError, ConfigError
 from ..metrics import Metrics
 from .classify import scrub
 from .clouds import Endpoints, display_host, link_problem, resolve_endpoints
+from .oidc_cache import CachedOpenId, DocCache
 
 __all__ = ["TokenProvider", "AADSTS_HINTS", "quiet_third_party_loggers"]
 
@@ -76,10 +77,12 @@ class _TimeoutHttp:
     apply its own ``timeout`` when given an http_client).  POSTs (they carry the credential)
     go only to ``login_base``'s origin and never follow a redirect."""
 
-    def __init__(self, session: requests.Session, timeout: Any, login_base: str) -> None:
+    def __init__(self, session: requests.Session, timeout: Any, login_base: str,
+                 openid: CachedOpenId | None = None) -> None:
         self._session = session
         self._timeout = timeout
         self._login_base = login_base
+        self._openid = openid  # the tenant's OpenID configuration kept across processes
 
     def post(self, url, params=None, data=None, headers=None, **kwargs):
         kwargs.setdefault("timeout", self._timeout)
@@ -101,6 +104,8 @@ class _TimeoutHttp:
 
     def get(self, url, params=None, headers=None, **kwargs):
         kwargs.setdefault("timeout", self._timeout)
+        if self._openid is not None and self._openid.applies(url, params):
+            return self._openid.get(url, lambda: self._session.get(url, params=params, headers=headers, **kwargs))
         return self._session.get(url, params=params, headers=headers, **kwargs)
 
     def close(self) -> None:  # the session belongs to the GraphClient
@@ -152,8 +157,10 @@ class TokenProvider:
         *,
         endpoints: Endpoints | None = None,
         timeout: Any = (10.0, 60.0),
+        doc_cache: DocCache | None = None,
     ) -> None:
         self.tenant = tenant
+        self._doc_cache = doc_cache  # where the OpenID configuration is kept (oidc_cache)
         self.endpoints = endpoints or resolve_endpoints(tenant)
         self._session = session
         self._metrics = metrics
@@ -287,7 +294,10 @@ class TokenProvider:
                 self.tenant.client_id,
                 client_credential=self._credential,
                 authority=ep.authority,
-                http_client=_TimeoutHttp(self._session, self._timeout, ep.login_base),
+                http_client=_TimeoutHttp(
+                    self._session, self._timeout, ep.login_base,
+                    CachedOpenId(self._doc_cache, ep.login_base) if self._doc_cache is not None else None,
+                ),
                 token_cache=self._cache,
                 instance_discovery=None if ep.instance_discovery else False,
             )

@@ -59,6 +59,7 @@ from .classify import TRANSPORT_ERRORS, classify, classify_transport, header, is
 from .clouds import link_problem, resolve_endpoints
 from .http import build_session
 from .jsonbody import loads_page
+from .oidc_cache import DocCache
 from .paging import AnyEvent, Page, follow_links, prefetched
 from .ratelimit import RateLimiter, retry_floor
 from .serverclock import ServerClock
@@ -121,6 +122,7 @@ class GraphClient:
         sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
         app_budgets: AppBudgets | None = None,
+        doc_cache: DocCache | None = None,
     ) -> None:
         self.tenant = tenant
         self.http = http
@@ -131,7 +133,7 @@ class GraphClient:
         self.session = session if session is not None else build_session(tenant)
         self._timeout = (http.connect_timeout, http.read_timeout)
         self.tokens = tokens or TokenProvider(
-            tenant, self.session, metrics, endpoints=self.endpoints, timeout=self._timeout
+            tenant, self.session, metrics, endpoints=self.endpoints, timeout=self._timeout, doc_cache=doc_cache
         )
         self.limiter = limiter or RateLimiter()
         self.app_budgets = app_budgets
