@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import threading
@@ -49,7 +50,10 @@ POOL_SIZE = 64  # connections kept per host of a shared pool: at least the numbe
 _BEGIN = "-----BEGIN CERTIFICATE-----"
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
+    """The installed version, read once: importlib.metadata scans the installed distributions
+    on every call (~1 ms; 5% of a 500-tenant pass, one session per tenant)."""
     try:
         return version("td-graph-plugin")
     except PackageNotFoundError:  # running from a source tree that is not installed

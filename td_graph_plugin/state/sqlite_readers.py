@@ -10,10 +10,9 @@ time; ``query_only`` so a reader can never write.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
-from typing import Iterator
+from typing import Any
 
 from ..errors import StateError
 
@@ -32,12 +31,11 @@ class ReaderPool:
         self._closed = False
         self._cv = threading.Condition(threading.Lock())
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """A reader for the caller's thread until the block ends (waits while all are busy)."""
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Every row of ``sql`` on a reader of its own (waits while all are busy)."""
         conn = self._take()
         try:
-            yield conn
+            return conn.execute(sql, params).fetchall()
         finally:
             self._give_back(conn)
 

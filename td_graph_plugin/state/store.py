@@ -14,7 +14,6 @@ newer schema is a clear ``StateError`` — never a silent reset.  The files are 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -160,26 +159,21 @@ class StateStore:
             finally:
                 self._release_process_lock()
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one read: a pooled reader (``sqlite_readers``), or the writer under
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Every row of one read: on a pooled reader (``sqlite_readers``), or on the writer under
         its lock for ``:memory:`` (one database per connection).  Errors become ``StateError``."""
         try:
             if self._readers is None:
                 with self._lock:
-                    yield self._db
-            else:
-                with self._readers.connection() as conn:
-                    yield conn
+                    return self._db.execute(sql, params).fetchall()
+            return self._readers.query(sql, params)
         except sqlite3.Error as exc:
             raise StateError(f"cannot read state database {self.path}: {exc}") from None
 
     # --- reads ---------------------------------------------------------------------------
     def cursor(self, tenant: str, source: str) -> dict[str, Any] | None:
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT cursor FROM checkpoints WHERE tenant=? AND source=?", (tenant, source)
-            ).fetchone()
+        rows = self._query("SELECT cursor FROM checkpoints WHERE tenant=? AND source=?", (tenant, source))
+        row = rows[0] if rows else None
         return json.loads(row[0]) if row else None
 
     def seen_keys(self, tenant: str, source: str, keys: Iterable[tuple[str, float]]) -> set[str]:
@@ -193,51 +187,40 @@ class StateStore:
             return set()
         lo = min(t for t, _ in wanted)
         hi = max(t for t, _ in wanted)
-        with self._reading() as db:
-            # The stream's committed id (the writer's cache may hold one of a transaction in
-            # progress); none yet: nothing was committed for it.
-            rows = db.execute(
-                "SELECT event_time, key FROM seen WHERE stream=(SELECT id FROM streams WHERE tenant=? AND source=?) "
-                "AND event_time BETWEEN ? AND ?",
-                (tenant, source, lo, hi),
-            ).fetchall()
+        # The stream's committed id (the writer's cache may hold one of a transaction in
+        # progress); none yet: nothing was committed for it.
+        rows = self._query(
+            "SELECT event_time, key FROM seen WHERE stream=(SELECT id FROM streams WHERE tenant=? AND source=?) "
+            "AND event_time BETWEEN ? AND ?",
+            (tenant, source, lo, hi),
+        )
         return {k for t, k in rows if (t, k) in wanted}
 
     def object_hashes(self, tenant: str, source: str, ids: Iterable[str]) -> dict[str, str]:
         ids = list(ids)
         out: dict[str, str] = {}
-        with self._reading() as db:
-            for i in range(0, len(ids), 900):
-                chunk = ids[i : i + 900]
-                marks = ",".join("?" * len(chunk))
-                out.update(
-                    db.execute(
-                        f"SELECT id, hash FROM objects WHERE tenant=? AND source=? AND id IN ({marks})",
-                        (tenant, source, *chunk),
-                    ).fetchall()
-                )
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            marks = ",".join("?" * len(chunk))
+            out.update(self._query(f"SELECT id, hash FROM objects WHERE tenant=? AND source=? AND id IN ({marks})",
+                                   (tenant, source, *chunk)))
         return out
 
     def stale_objects(self, tenant: str, source: str, gen: int, limit: int = 1000) -> list[str]:
         """Objects not seen by snapshot generation ``gen`` (gone since the last full read)."""
-        with self._reading() as db:
-            return [
-                r[0]
-                for r in db.execute(
-                    "SELECT id FROM objects WHERE tenant=? AND source=? AND gen<? ORDER BY id LIMIT ?",
-                    (tenant, source, gen, limit),
-                ).fetchall()
-            ]
+        return [r[0] for r in self._query(
+            "SELECT id FROM objects WHERE tenant=? AND source=? AND gen<? ORDER BY id LIMIT ?", (tenant, source, gen, limit)
+        )]
 
     def output_position(self, name: str) -> int | None:
-        with self._reading() as db:
-            row = db.execute("SELECT position FROM outputs WHERE name=?", (name,)).fetchone()
+        rows = self._query("SELECT position FROM outputs WHERE name=?", (name,))
+        row = rows[0] if rows else None
         return int(row[0]) if row else None
 
     def output_mark(self, name: str) -> tuple[int, str | None] | None:
         """(committed position, identity of the file it is in) of an output, None if never set."""
-        with self._reading() as db:
-            row = db.execute("SELECT position, file FROM outputs WHERE name=?", (name,)).fetchone()
+        rows = self._query("SELECT position, file FROM outputs WHERE name=?", (name,))
+        row = rows[0] if rows else None
         return (int(row[0]), row[1]) if row else None
 
     # --- writes --------------------------------------------------------------------------
@@ -317,11 +300,9 @@ class StateStore:
 
     # --- source status (licence / permission state) -------------------------------------
     def source_status(self, tenant: str, source: str) -> dict[str, Any] | None:
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT state, reason, since, next_check FROM source_status WHERE tenant=? AND source=?",
-                (tenant, source),
-            ).fetchone()
+        rows = self._query("SELECT state, reason, since, next_check FROM source_status WHERE tenant=? AND source=?",
+                (tenant, source),)
+        row = rows[0] if rows else None
         if not row:
             return None
         return {"state": row[0], "reason": row[1], "since": row[2], "next_check": row[3]}
@@ -342,10 +323,8 @@ class StateStore:
     # --- query shapes (a source's healed query) ---------------------------------------
     def query_shape(self, tenant: str, source: str) -> str | None:
         """The query shape a source settled on (None: the spec's default shape)."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT shape FROM query_shapes WHERE tenant=? AND source=?", (tenant, source)
-            ).fetchone()
+        rows = self._query("SELECT shape FROM query_shapes WHERE tenant=? AND source=?", (tenant, source))
+        row = rows[0] if rows else None
         return row[0] if row else None
 
     def set_query_shape(self, tenant: str, source: str, shape: str | None, reason: str | None) -> None:
@@ -365,10 +344,8 @@ class StateStore:
     # --- per-tenant cache (discovery documents) ----------------------------------------
     def cached(self, tenant: str, kind: str) -> tuple[float, str] | None:
         """(time it was read from Graph, payload) of a tenant's cached document, None if absent."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT at, payload FROM tenant_cache WHERE tenant=? AND kind=?", (tenant, kind)
-            ).fetchone()
+        rows = self._query("SELECT at, payload FROM tenant_cache WHERE tenant=? AND kind=?", (tenant, kind))
+        row = rows[0] if rows else None
         return (float(row[0]), row[1]) if row else None
 
     def set_cached(self, tenant: str, kind: str, at: float, payload: str) -> None:
@@ -392,21 +369,15 @@ class StateStore:
             )
 
     def isolations(self, tenant: str, user_id: str) -> Iterator[dict[str, Any]]:
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT action, at, record FROM isolations WHERE tenant=? AND user_id=? ORDER BY id",
-                (tenant, user_id),
-            ).fetchall()
+        rows = self._query("SELECT action, at, record FROM isolations WHERE tenant=? AND user_id=? ORDER BY id",
+                (tenant, user_id),)
         for action, at, record in rows:
             yield {"action": action, "at": at, **json.loads(record)}
 
     def isolation_rows(self, tenant: str, after: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
         """Audit records stored after row ``after`` (the collector's feed into the pipeline)."""
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT id, record FROM isolations WHERE tenant=? AND id>? ORDER BY id LIMIT ?",
-                (tenant, after, limit),
-            ).fetchall()
+        rows = self._query("SELECT id, record FROM isolations WHERE tenant=? AND id>? ORDER BY id LIMIT ?",
+                (tenant, after, limit),)
         return [(row_id, json.loads(record)) for row_id, record in rows]
 
     def count(self, table: str, tenant: str, source: str) -> int:
