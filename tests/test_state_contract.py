@@ -688,6 +688,107 @@ def test_a_v2_sqlite_state_becomes_current_keeping_everything(tmp_path):
     assert read_state(str(path)).rows[("t", "src")].query_shape == "minimal"
 
 
+# The v3 schema as td-graph wrote it before tenant_cache (written out here, not derived from the
+# current code, so the upgrade is tested against the files that exist in the field).
+V3_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE checkpoints (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, cursor TEXT NOT NULL,
+    updated_at REAL NOT NULL, last_success REAL, newest_event REAL, PRIMARY KEY (tenant, source));
+CREATE TABLE streams (
+    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL, UNIQUE (tenant, source));
+CREATE TABLE seen (
+    stream INTEGER NOT NULL, event_time REAL NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (stream, event_time, key)) WITHOUT ROWID;
+CREATE TABLE objects (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL,
+    gen INTEGER NOT NULL, PRIMARY KEY (tenant, source, id)) WITHOUT ROWID;
+CREATE TABLE outputs (name TEXT PRIMARY KEY, position INTEGER NOT NULL, file TEXT);
+CREATE TABLE source_status (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+    since REAL NOT NULL, next_check REAL, PRIMARY KEY (tenant, source));
+CREATE TABLE isolations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
+    action TEXT NOT NULL, at REAL NOT NULL, record TEXT NOT NULL);
+CREATE INDEX isolations_by_user ON isolations (tenant, user_id, id);
+CREATE TABLE query_shapes (
+    tenant TEXT NOT NULL, source TEXT NOT NULL, shape TEXT NOT NULL, reason TEXT,
+    since REAL NOT NULL, PRIMARY KEY (tenant, source));
+INSERT INTO meta VALUES ('schema_version', '3');
+INSERT INTO checkpoints VALUES ('t', 'src', '{"n":7}', 100.0, 100.0, 90.0);
+INSERT INTO streams(id, tenant, source) VALUES (1, 't', 'src');
+INSERT INTO seen VALUES (1, 5.0, 'k1'), (1, 6.0, 'k2');
+INSERT INTO objects VALUES ('t', 'src', 'o1', 'h1', 3);
+INSERT INTO outputs VALUES ('file:/o', 77, '1:2');
+INSERT INTO source_status VALUES ('t', 'src', 'forbidden', 'no consent', 50.0, 60.0);
+INSERT INTO isolations(tenant, user_id, action, at, record) VALUES ('t', 'u1', 'isolate', 1.0, '{"id":"a1"}');
+INSERT INTO query_shapes VALUES ('t', 'src', 'minimal', 'why', 40.0);
+"""
+
+
+def test_a_v3_sqlite_state_becomes_v4_keeping_every_row(tmp_path):
+    """v3 -> v4 only adds tenant_cache: a v3 file opens, keeps its rows and gains the table."""
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.executescript(V3_SCHEMA)
+    db.close()
+    s = StateStore(str(path))
+    try:
+        assert s.cursor("t", "src") == {"n": 7}
+        assert s.seen_keys("t", "src", [("k1", 5.0), ("k2", 6.0), ("k3", 7.0)]) == {"k1", "k2"}
+        assert s.object_hashes("t", "src", ["o1"]) == {"o1": "h1"} and s.output_mark("file:/o") == (77, "1:2")
+        assert s.source_status("t", "src") == {"state": "forbidden", "reason": "no consent", "since": 50.0,
+                                               "next_check": 60.0}
+        assert s.query_shape("t", "src") == "minimal"
+        assert [r["id"] for _, r in s.isolation_rows("t", 0)] == ["a1"]
+        assert s.cached("t", "discovery") is None
+        s.set_cached("t", "discovery", 12.5, '{"licences":[]}')
+        s.commit(Commit("t", "src", cursor={"n": 8}, seen=[("k3", 7.0)]))  # the old stream id is reused
+        assert s.seen_keys("t", "src", [("k1", 5.0), ("k3", 7.0)]) == {"k1", "k3"}
+    finally:
+        s.close()
+    s = StateStore(str(path))
+    try:
+        assert s.cached("t", "discovery") == (12.5, '{"licences":[]}') and s.cursor("t", "src") == {"n": 8}
+    finally:
+        s.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
+        assert db.execute("SELECT count(*) FROM streams").fetchone()[0] == 1
+    finally:
+        db.close()
+    db = sqlite3.connect(path)  # a v5 file (a newer td-graph) is still refused, untouched
+    db.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StateError, match="schema version 5"):
+        StateStore(str(path))
+
+
+def test_a_postgres_schema_1_becomes_2_keeping_every_row(pg_server):
+    """PostgreSQL 1 -> 2 only adds td_graph.tenant_cache (MIGRATIONS[1]): rows stay."""
+    url = pg_server.new_database()
+    dbname = url.rsplit("/", 1)[1]
+    s = PostgresStore(url, replica="r1")
+    s.commit(Commit("t", "src", cursor={"n": 1}, seen=[("a", 1.0)]), output=("out", 9))
+    s.set_query_shape("t", "src", "minimal", "why")
+    s.close()
+    pg_server.psql("DROP TABLE td_graph.tenant_cache", dbname)
+    pg_server.psql("UPDATE td_graph.meta SET value='1' WHERE key='schema_version'", dbname)
+    s = PostgresStore(url, replica="r1")
+    try:
+        assert s.cursor("t", "src") == {"n": 1} and s.seen_keys("t", "src", [("a", 1.0)]) == {"a"}
+        assert s.output_position("out") == 9 and s.query_shape("t", "src") == "minimal"
+        assert s.cached("t", "openid") is None
+        s.set_cached("t", "openid", 3.0, "{}")
+        assert s.cached("t", "openid") == (3.0, "{}")
+    finally:
+        s.close()
+    assert pg_server.psql("SELECT value FROM td_graph.meta WHERE key='schema_version'", dbname) == "2"
+    assert PG_SCHEMA_VERSION == 2
+
+
 def test_a_replica_restarted_after_a_kill_is_not_refused(pg_server, pg_url):
     """The twin check waits for the server to drop a dead process's connections."""
     import subprocess

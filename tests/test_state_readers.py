@@ -8,6 +8,7 @@ on another thread must finish while it is held.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
@@ -124,3 +125,115 @@ def test_memory_databases_read_through_the_writer():
     s.commit(Commit("t", "src", cursor={"n": 1}, seen=[("a", 1.0)]))
     assert s.cursor("t", "src") == {"n": 1} and s.seen_keys("t", "src", [("a", 1.0)]) == {"a"}
     s.close()
+
+
+def test_every_kind_of_write_is_visible_to_a_read_started_after_it_returned(tmp_path):
+    """Read-your-writes across threads for each write path: the page transaction (commit_many),
+    and the autocommit writes (status, shape, cache, output position, isolation records)."""
+    s = StateStore(str(tmp_path / "s.db"))
+    iso = StateStore(str(tmp_path / "s-isolation.db"), exclusive=False)
+    writes: list = [
+        lambda: s.commit_many([(Commit("t", "a", cursor={"n": 1}, seen=[("k", 1.0)]), ("out", 5)),
+                               (Commit("t", "b", cursor={"n": 2}, upsert_objects=[("o", "h", 1)]), None)]),
+        lambda: s.set_source_status("t", "a", "unlicensed", "no P1", 7.0),
+        lambda: s.set_query_shape("t", "a", "no-orderby", "400"),
+        lambda: s.set_cached("t", "openid", 9.0, '{"issuer":"x"}'),
+        lambda: s.set_output_position("out", 11, "1:2"),
+        lambda: iso.add_isolation("t", "u1", "isolate", {"id": "r1"}),
+    ]
+    reads: list = [
+        lambda: (s.cursor("t", "a"), s.seen_keys("t", "a", [("k", 1.0)]), s.object_hashes("t", "b", ["o"])),
+        lambda: s.source_status("t", "a")["state"],
+        lambda: s.query_shape("t", "a"),
+        lambda: s.cached("t", "openid"),
+        lambda: s.output_mark("out"),
+        lambda: [r["id"] for _, r in iso.isolation_rows("t", 0)],
+    ]
+    expected = [({"n": 1}, {"k"}, {"o": "h"}), "unlicensed", "no-orderby", (9.0, '{"issuer":"x"}'), (11, "1:2"), ["r1"]]
+    try:
+        for write, read, want in zip(writes, reads, expected):
+            done = threading.Event()
+            threading.Thread(target=lambda w=write: (w(), done.set())).start()
+            assert done.wait(10)
+            got: list = []
+            t = threading.Thread(target=lambda r=read: got.append(r()))
+            t.start()
+            t.join(10)
+            assert got == [want]
+    finally:
+        s.close()
+        iso.close()
+
+
+def test_a_shared_isolation_store_reads_what_another_handle_wrote(tmp_path):
+    """exclusive=False (the analyst's CLI writes while the collector reads): two handles."""
+    path = str(tmp_path / "s-isolation.db")
+    collector, cli = StateStore(path, exclusive=False), StateStore(path, exclusive=False)
+    try:
+        assert collector.isolation_rows("t", 0) == []
+        cli.add_isolation("t", "u1", "isolate", {"id": "r1"})
+        assert [r["id"] for _, r in collector.isolation_rows("t", 0)] == ["r1"]
+        assert [r["action"] for r in collector.isolations("t", "u1")] == ["isolate"]
+    finally:
+        collector.close()
+        cli.close()
+
+
+def test_dedup_reads_create_no_stream_and_see_no_uncommitted_one(tmp_path):
+    """seen_keys on a reader looks the stream up read-only: no row is inserted, and a stream
+    created by a transaction still in COMMIT is not seen (nor cached) until it commits."""
+    path = str(tmp_path / "s.db")
+    s = StateStore(path)
+    assert s.seen_keys("t", "never", [("k", 1.0)]) == set()
+    held = HeldInCommit(s._db)
+    s._db = held
+    writer = threading.Thread(target=s.commit, args=(Commit("t", "new", cursor={}, seen=[("k", 1.0)]),))
+    writer.start()
+    try:
+        assert held.entered.wait(10)
+        got: list = []
+        reader = threading.Thread(target=lambda: got.append(s.seen_keys("t", "new", [("k", 1.0)])))
+        reader.start()
+        reader.join(10)
+        assert got == [set()], "a read saw (or waited for) a page still in COMMIT"
+    finally:
+        held.release.set()
+        writer.join(10)
+        s._db = held.real
+    try:
+        assert s.seen_keys("t", "new", [("k", 1.0)]) == {"k"}
+        db = sqlite3.connect(path)
+        try:
+            assert db.execute("SELECT tenant, source FROM streams").fetchall() == [("t", "new")]
+        finally:
+            db.close()
+    finally:
+        s.close()
+
+
+def test_readers_are_read_only_with_a_small_cache(tmp_path):
+    s = StateStore(str(tmp_path / "s.db"))
+    try:
+        s.cursor("t", "src")
+        (conn,) = s._readers._idle
+        assert conn.execute("PRAGMA query_only").fetchone()[0] == 1
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -512
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
+    finally:
+        s.close()
+
+
+def test_read_errors_are_state_errors_naming_the_file(tmp_path):
+    path = str(tmp_path / "s.db")
+    s = StateStore(path)
+    try:
+        s._db.execute("DROP TABLE source_status")  # damaged behind the readers' back
+        with pytest.raises(StateError, match=r"cannot read state database .*s\.db.*source_status"):
+            s.source_status("t", "src")
+    finally:
+        s.close()
+    m = StateStore(":memory:")
+    m.close()
+    with pytest.raises(StateError, match="memory"):
+        m.cursor("t", "src")
