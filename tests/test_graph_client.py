@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from functools import partial
@@ -267,6 +268,8 @@ def test_paging_three_pages_with_empty_page(make_client, srv):
             assert r.headers["authorization"] == "Bearer tok-1"
         ids = {r.headers["client-request-id"] for r in reqs}
         assert len(ids) == 3  # fresh per request
+        for rid in ids:  # a random (version 4, RFC 4122 variant) UUID in its canonical form
+            assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", rid), rid
     m = c.metrics
     assert sample(m, "td_graph_requests_total", tenant="contoso", source="directory.users", code="200") == 6
     assert len(srv.token_posts(TID)) == 1

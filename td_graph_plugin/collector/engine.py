@@ -117,6 +117,7 @@ class Engine:
         self._clients_lock = threading.Lock()
         self.resources = Resources()
         self._failures: dict[tuple[str, str], int] = {}
+        self._rows: dict[tuple[str, str], dict[str, Any] | None] = {}  # status read by _skip_verdict
         self._credential_failing: set[str] = set()  # tenants whose credential failure was logged
         self._fatal: BaseException | None = None
         self._active: dict[tuple[str, str], SourceRun] = {}
@@ -262,7 +263,7 @@ class Engine:
         tenant, spec = job.tenant.name, job.spec.name
         d = self.planner.discovery(tenant, client)
         verdict = verdict_for(job.spec, job.tenant.cloud, d)
-        row = self.state.source_status(tenant, spec)
+        row = self._rows[job.key] = self.state.source_status(tenant, spec)  # _finish reads it
         held = row is not None and row["state"] in HELD
         waiting = held and (row["next_check"] or 0) > time.time()
         if verdict.status == DISABLED:
@@ -286,6 +287,7 @@ class Engine:
         tenant, spec = job.tenant.name, job.spec.name
         with self._active_lock:
             self._active.pop(job.key, None)
+        read, row = job.key in self._rows, self._rows.pop(job.key, None)  # this job's status row
         seconds = time.monotonic() - started
         if status == STOPPED:
             log.info("%s/%s: stopped after %d records; resumes from the checkpoint", tenant, spec, stats.records)
@@ -296,7 +298,7 @@ class Engine:
             if job.spec.reads_graph:
                 self._credential_failing.discard(tenant)
             if self._failures.pop(job.key, None) is not None or self.planner is not None:
-                row = self.state.source_status(tenant, spec)
+                row = row if read else self.state.source_status(tenant, spec)
                 if row is not None and row["state"] != OK:
                     self.state.set_source_status(tenant, spec, OK, None, None)
                     log.info("%s/%s: collecting again (was %s)", tenant, spec, row["state"])
@@ -305,11 +307,7 @@ class Engine:
             # Quiet polls (nothing new) at debug: 1,000 tenants x 27 sources would flood info.
             log.log(
                 logging.INFO if stats.records or stats.dropped or stopped else logging.DEBUG,
-                "%s/%s: %d records in %d pages%s%s%s",
-                tenant,
-                spec,
-                stats.records,
-                stats.pages,
+                "%s/%s: %d records in %d pages%s%s%s", tenant, spec, stats.records, stats.pages,
                 f", {stats.dropped} dropped by filters" if stats.dropped else "",
                 window,
                 " (stopped early; resumes from the checkpoint)" if stopped else "",

@@ -12,8 +12,11 @@ POST MSAL makes is checked against that origin again, and a POST never follows a
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import re
+import sys
 import threading
 from typing import Any
 
@@ -132,6 +135,16 @@ class _RowGuard:
 
     def put(self, kind: str, at: float, payload: str) -> None:
         self._cache.put(kind, at, payload)
+
+
+@functools.lru_cache(maxsize=1)
+def _note_absent_msal_extensions() -> None:
+    """msal's ClientApplication.__init__ imports the optional ``msal_extensions`` (unused here)
+    for a version warning.  Absent, every failed import scans sys.path again: ~10 stat calls per
+    tenant's app, each releasing the GIL.  Record the absence once, as the import system's own
+    negative entry (``sys.modules[name] = None``: the import raises ModuleNotFoundError at once)."""
+    if "msal_extensions" not in sys.modules and importlib.util.find_spec("msal_extensions") is None:
+        sys.modules["msal_extensions"] = None  # type: ignore[assignment]
 
 
 def _host(url: str) -> str:
@@ -317,6 +330,7 @@ class TokenProvider:
         # The URL MSAL's tenant discovery GETs for this authority (msal 1.39 authority.py
         # _initialize_entra_authority: the authority's path + "/v2.0/.well-known/openid-configuration").
         openid_url = ep.authority + "/v2.0/.well-known/openid-configuration"
+        _note_absent_msal_extensions()
         try:
             return msal.ConfidentialClientApplication(
                 self.tenant.client_id,
