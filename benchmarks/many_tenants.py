@@ -16,6 +16,10 @@ and ``engine.workers`` = 32.
    ``--daemon-cycles`` intervals, divided by the polls it made, is the cost of one
    tenant x source poll in a long-running collector (tokens and discovery cached).
 
+``--cpus 1`` runs td-graph under ``taskset -c 1`` (what systemd's ``CPUAffinity=1`` does for the
+service): every thread on one core, so a thread that takes the GIL another released never has
+to be woken on the other core.
+
 The arithmetic for the target (one 2-core machine polls 1,000 tenants every 5 minutes with CPU
 to spare) is printed from these measurements: CPU seconds per tenant poll x 1,000 against the
 600 CPU seconds two cores have in 5 minutes; "to spare" = at most half of it.
@@ -46,6 +50,12 @@ TARGET_INTERVAL = 300.0
 CORES = 2
 SPARE = 0.5  # "with CPU to spare": the 1,000-tenant poll may use at most half of the machine
 _TICK = os.sysconf("SC_CLK_TCK")
+_PIN: list[str] = []  # ["taskset", "-c", CPUS] with --cpus
+
+
+def _cmd(cfg_path: str, once: bool = True) -> list[str]:
+    cmd = td_graph_cmd(cfg_path)
+    return [*_PIN, *(cmd if once else cmd[:-1])]
 
 
 def _kind(path: str) -> str:
@@ -71,7 +81,7 @@ _PASS = re.compile(r"pass complete: (\d+) records, (\d+) sources ok, (\d+) skipp
 
 def run_pass(sim: SimProcess, cfg_path: str, secret: str, label: str) -> dict:
     before = sim.stats()["requests"]
-    res, w = sim_cpu(sim, run_child, td_graph_cmd(cfg_path), env=child_env(secret), timeout=1800)
+    res, w = sim_cpu(sim, run_child, _cmd(cfg_path), env=child_env(secret), timeout=1800)
     reqs = sim.requests(before)
     m = _PASS.search(res.stderr_tail)
     parsed = dict(zip(("records", "ok", "skipped", "failed"), map(int, m.groups()))) if m else {}
@@ -98,7 +108,7 @@ def run_daemon(sim: SimProcess, cfg_path: str, secret: str, tenants: int, interv
                workdir: str) -> dict:
     """``td-graph run`` as a service: CPU over ``cycles`` intervals after its first cycle."""
     err = open(os.path.join(workdir, "daemon.stderr"), "wb")
-    proc = subprocess.Popen([*td_graph_cmd(cfg_path)[:-1]], env=child_env(secret), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cmd(cfg_path, once=False), env=child_env(secret), stdout=subprocess.DEVNULL,
                             stderr=err, stdin=subprocess.DEVNULL, cwd=workdir)
     out: dict = {}
     try:
@@ -155,12 +165,17 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=32, help="engine.workers (default 32)")
     ap.add_argument("--daemon-interval", type=float, help="steady-state phase interval, s (default 60; quick 5; 0 = off)")
     ap.add_argument("--daemon-cycles", type=int, default=2, help="intervals measured in the steady state (default 2)")
+    ap.add_argument("--cpus", help="run td-graph under taskset -c CPUS (e.g. 1: one core, as systemd CPUAffinity=1)")
     args = ap.parse_args()
+    if args.cpus:
+        if not shutil.which("taskset"):
+            ap.error("--cpus needs taskset (util-linux)")
+        _PIN[:] = ["taskset", "-c", args.cpus]
     n = args.tenants or (50 if args.quick else 500)
     interval = args.daemon_interval if args.daemon_interval is not None else (5.0 if args.quick else 60.0)
     machine = machine_info()
     say(f"many tenants: {n} tenants x {len(FOUNDATION)} sources, {args.workers} workers, default pacing; "
-        f"{machine['nproc']} x {machine['cpu_model']}")
+        f"{machine['nproc']} x {machine['cpu_model']}" + (f"; td-graph on CPU {args.cpus}" if args.cpus else ""))
     work = bench_workdir("many-tenants")
     secret = new_secret()
     with SimProcess(work) as sim:
@@ -235,7 +250,7 @@ def main() -> int:
         f"fall outside the 24 h lookback) and no source failed: {verdict(all_ok)}")
     result = {
         "benchmark": "many_tenants", "quick": args.quick, "machine": machine, "tenants": n,
-        "workers": args.workers, "sources": FOUNDATION, "pass1": p1, "pass2": p2, "steady": d,
+        "workers": args.workers, "cpus": args.cpus, "sources": FOUNDATION, "pass1": p1, "pass2": p2, "steady": d,
         "arithmetic": {"budget_cpu_s": budget, "pass2_cpu_per_tenant_s": per_tenant_once,
                        "pass2_need_cpu_s_1000": need_once,
                        "steady_need_cpu_s_1000": steady},

@@ -151,3 +151,15 @@ def test_absent_msal_extensions_is_recorded_once_and_a_present_one_left_alone(mo
     auth._note_absent_msal_extensions()
     assert sys.modules["msal_extensions"] is present
     auth._note_absent_msal_extensions.cache_clear()
+
+
+def test_request_ids_do_not_follow_a_seeded_global_random():
+    """A plugin or test that seeds ``random`` must not make two processes' request ids equal."""
+    import random
+
+    from td_graph_plugin.graph import client
+
+    random.seed(7)
+    first = client._REQUEST_IDS.getrandbits(128)
+    random.seed(7)
+    assert client._REQUEST_IDS.getrandbits(128) != first

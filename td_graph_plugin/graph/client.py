@@ -68,6 +68,7 @@ from .transport import RedirectRefused, TooLarge, send
 __all__ = ["GraphClient", "Reply"]
 
 log = logging.getLogger("td_graph_plugin.graph.client")
+_REQUEST_IDS = random.Random()  # its own generator: seeding the global one never repeats ids
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
@@ -321,7 +322,7 @@ class GraphClient:
                 del hdrs[k]
         # A correlation id, not a secret: drawn without uuid4's getrandom syscall (each one
         # released the GIL, a thread switch per request under 32 workers).
-        hdrs["client-request-id"] = str(uuid.UUID(int=random.getrandbits(128), version=4))
+        hdrs["client-request-id"] = str(uuid.UUID(int=_REQUEST_IDS.getrandbits(128), version=4))
         if send_auth:
             try:
                 hdrs["Authorization"] = "Bearer " + self.tokens.token()
