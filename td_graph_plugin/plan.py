@@ -18,6 +18,7 @@ from .discovery import Discovery, discover, roles_fingerprint
 from .errors import TdGraphError
 from .licensing import CAPABILITIES
 from .spec import SourceSpec
+from .timeutil import fresh
 from .status import DISABLED, FORBIDDEN, OK, UNLICENSED
 
 __all__ = ["Verdict", "verdict_for", "missing_permissions", "TenantPlanner", "DISCOVERY_TTL", "DiscoveryStore"]
@@ -156,8 +157,9 @@ class TenantPlanner:
         if parsed is None:
             return None
         d, stored_roles = parsed
-        age = self.wall() - d.at
-        if stored_roles != roles or not -300.0 <= age < self.ttl:
+        now = self.wall()
+        age = now - d.at
+        if stored_roles != roles or not fresh(d.at, now, self.ttl):
             return None
         log.debug("%s: licences and permissions as discovered %.0f s ago", tenant_name, age)
         return d

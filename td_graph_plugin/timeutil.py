@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["parse_time", "format_time", "filter_literal", "utcnow", "to_epoch"]
+__all__ = ["parse_time", "format_time", "filter_literal", "utcnow", "to_epoch", "fresh", "CLOCK_SKEW"]
+
+# A stored time this far ahead of the clock is not trusted: the clock was moved back.
+CLOCK_SKEW = 300.0
+
+
+def fresh(stored_at: float, now: float, ttl: float) -> bool:
+    """Whether what was stored at ``stored_at`` (epoch seconds) is still within ``ttl`` at
+    ``now``.  The one rule for every copy kept across processes (discovery, OpenID
+    configuration): younger than ``ttl``, and not more than ``CLOCK_SKEW`` in the future."""
+    return -CLOCK_SKEW <= now - stored_at < ttl
+
 
 UTC = timezone.utc
 # 2026-11-26T10:00:00Z, ...00.1234567Z, ...00+00:00, ...00-08:00, and the doc's malformed "...Z)".

@@ -163,3 +163,14 @@ def test_request_ids_do_not_follow_a_seeded_global_random():
     first = client._REQUEST_IDS.getrandbits(128)
     random.seed(7)
     assert client._REQUEST_IDS.getrandbits(128) != first
+
+
+def test_one_freshness_rule_for_stored_copies():
+    """timeutil.fresh, by hand: younger than the TTL, at most 300 s in the future."""
+    from td_graph_plugin.timeutil import fresh
+
+    assert fresh(1000.0, 1000.0, 10.0)
+    assert fresh(1000.0, 1009.9, 10.0)
+    assert not fresh(1000.0, 1010.0, 10.0)  # exactly the TTL old: stale
+    assert fresh(1000.0, 700.0, 10.0)  # stored 300 s "ahead": still trusted
+    assert not fresh(1000.0, 699.9, 10.0)  # further ahead: the clock moved back

@@ -14,7 +14,7 @@ import pytest
 from td_graph_plugin.errors import AuthError, StateError
 from td_graph_plugin.graph.auth import TokenProvider, _TimeoutHttp
 from td_graph_plugin.graph.http import build_session
-from td_graph_plugin.graph.oidc_cache import OPENID_TTL, CachedOpenId, TenantDocCache
+from td_graph_plugin.graph.oidc_cache import OPENID_TTL, CachedOpenId, TenantDocCache, openid_url
 from td_graph_plugin.state import StateStore
 
 try:  # tests/ is on sys.path when it is not a package (pytest rootdir insertion)
@@ -212,7 +212,7 @@ def test_only_the_tenants_own_configuration_url_is_served_or_stored():
     login = "https://login.microsoftonline.com"
     mine = f"{login}/{TID}/v2.0/.well-known/openid-configuration"
     cache, session = Cache(), _Session()
-    http = _TimeoutHttp(session, 5, login, CachedOpenId(cache, login), mine)
+    http = _TimeoutHttp(session, 5, login, CachedOpenId(cache, login, mine))
     for url, params in [(f"{login}/another-tenant/v2.0/.well-known/openid-configuration", None),
                         (mine, {"x": "1"}), (mine + "?x=1", None), (f"{login}/common/discovery/instance", None)]:
         http.get(url, params=params)
@@ -239,12 +239,17 @@ def test_an_error_answer_is_not_stored(tmp_path, status):
 
 
 def test_only_the_openid_configuration_url_on_the_login_origin_applies():
-    c = CachedOpenId(Cache(), "https://login.microsoftonline.com")
     base = "https://login.microsoftonline.com/" + TID
-    assert c.applies(base + "/v2.0/.well-known/openid-configuration", None)
-    assert not c.applies(base + "/v2.0/.well-known/openid-configuration", {"x": "1"})
-    assert not c.applies("https://login.example.test/" + TID + "/v2.0/.well-known/openid-configuration", None)
+    mine = base + "/v2.0/.well-known/openid-configuration"  # msal 1.39 authority.py, by hand
+    assert openid_url(base) == mine
+    c = CachedOpenId(Cache(), "https://login.microsoftonline.com", mine)
+    assert c.applies(mine, None)
+    assert not c.applies(mine, {"x": "1"})
+    assert not c.applies("https://login.microsoftonline.com/other/v2.0/.well-known/openid-configuration", None)
     assert not c.applies("https://login.microsoftonline.com/common/discovery/instance", None)
+    # Its own URL on another origin than the login endpoint's never applies either.
+    foreign = "https://login.example.test/" + TID + "/v2.0/.well-known/openid-configuration"
+    assert not CachedOpenId(Cache(), "https://login.microsoftonline.com", foreign).applies(foreign, None)
 
 
 def test_the_state_store_keeps_it_for_the_next_process(srv, tmp_path):

@@ -29,7 +29,7 @@ from ..errors import AuthError, ConfigError
 from ..metrics import Metrics
 from .classify import scrub
 from .clouds import Endpoints, display_host, link_problem, resolve_endpoints
-from .oidc_cache import CachedOpenId, DocCache
+from .oidc_cache import CachedOpenId, DocCache, openid_url
 
 __all__ = ["TokenProvider", "AADSTS_HINTS", "quiet_third_party_loggers"]
 
@@ -81,12 +81,11 @@ class _TimeoutHttp:
     go only to ``login_base``'s origin and never follow a redirect."""
 
     def __init__(self, session: requests.Session, timeout: Any, login_base: str,
-                 openid: CachedOpenId | None = None, openid_url: str | None = None) -> None:
+                 openid: CachedOpenId | None = None) -> None:
         self._session = session
         self._timeout = timeout
         self._login_base = login_base
         self._openid = openid  # the tenant's OpenID configuration kept across processes
-        self._openid_url = openid_url  # the one URL it is served or stored for
 
     def post(self, url, params=None, data=None, headers=None, **kwargs):
         kwargs.setdefault("timeout", self._timeout)
@@ -108,33 +107,12 @@ class _TimeoutHttp:
 
     def get(self, url, params=None, headers=None, **kwargs):
         kwargs.setdefault("timeout", self._timeout)
-        if (self._openid is not None and url == self._openid_url
-                and self._openid.applies(url, params)):
+        if self._openid is not None and self._openid.applies(url, params):
             return self._openid.get(url, lambda: self._session.get(url, params=params, headers=headers, **kwargs))
         return self._session.get(url, params=params, headers=headers, **kwargs)
 
     def close(self) -> None:  # the session belongs to the GraphClient
         pass
-
-
-class _RowGuard:
-    """The tenant's ``DocCache`` where a row that is not (time, text) reads as absent: whatever
-    the cache returns, a token never fails on it (``CachedOpenId`` catches what get/put raise)."""
-
-    def __init__(self, cache: DocCache) -> None:
-        self._cache = cache
-
-    def get(self, kind: str) -> tuple[float, str] | None:
-        row = self._cache.get(kind)
-        try:
-            at, payload = row  # type: ignore[misc]
-            at = float(at)
-        except (TypeError, ValueError, OverflowError):
-            return None
-        return (at, payload) if isinstance(payload, str) else None
-
-    def put(self, kind: str, at: float, payload: str) -> None:
-        self._cache.put(kind, at, payload)
 
 
 @functools.lru_cache(maxsize=1)
@@ -326,17 +304,14 @@ class TokenProvider:
         login_host = _host(ep.login_base)
         openid = None
         if self._doc_cache is not None:
-            openid = CachedOpenId(_RowGuard(self._doc_cache), ep.login_base)
-        # The URL MSAL's tenant discovery GETs for this authority (msal 1.39 authority.py
-        # _initialize_entra_authority: the authority's path + "/v2.0/.well-known/openid-configuration").
-        openid_url = ep.authority + "/v2.0/.well-known/openid-configuration"
+            openid = CachedOpenId(self._doc_cache, ep.login_base, openid_url(ep.authority))
         _note_absent_msal_extensions()
         try:
             return msal.ConfidentialClientApplication(
                 self.tenant.client_id,
                 client_credential=self._credential,
                 authority=ep.authority,
-                http_client=_TimeoutHttp(self._session, self._timeout, ep.login_base, openid, openid_url),
+                http_client=_TimeoutHttp(self._session, self._timeout, ep.login_base, openid),
                 token_cache=self._cache,
                 instance_discovery=None if ep.instance_discovery else False,
             )

@@ -17,16 +17,22 @@ import logging
 import time
 from typing import Any, Callable, Protocol
 
+from ..timeutil import fresh
 from .clouds import link_problem
 
-__all__ = ["DocCache", "TenantDocCache", "CachedOpenId", "OPENID_KIND", "OPENID_TTL"]
+__all__ = ["DocCache", "TenantDocCache", "CachedOpenId", "openid_url", "OPENID_KIND", "OPENID_TTL"]
 
 log = logging.getLogger(__name__)
 
 OPENID_KIND = "openid"
 OPENID_TTL = 24 * 3600.0  # MSAL's own lifetime for a discovery GET
 _SUFFIX = "/v2.0/.well-known/openid-configuration"
-_FUTURE = 300.0  # a stored time this far ahead of the clock is not trusted (the clock moved)
+
+
+def openid_url(authority: str) -> str:
+    """The URL MSAL's tenant discovery GETs for ``authority`` (msal 1.39 ``authority.py``
+    ``_initialize_entra_authority``: the authority's path + "/v2.0/.well-known/openid-configuration")."""
+    return authority + _SUFFIX
 
 
 class DocCache(Protocol):
@@ -71,16 +77,19 @@ class _Stored:
 
 class CachedOpenId:
     """Serves MSAL's OpenID configuration GET from ``cache`` when it is fresh, else fetches
-    it with ``fetch`` and stores a 200 whose body is a JSON object.  Only that one URL shape,
-    on the login endpoint's origin, is ever served or stored; a cache that fails is skipped."""
+    it with ``fetch`` and stores a 200 whose body is a JSON object.  Only ``url`` (this
+    tenant's ``openid_url``), without parameters and on the login endpoint's origin, is ever
+    served or stored; a stored row of the wrong shape reads as absent, and a cache that fails
+    is skipped: whatever the cache holds or raises, a token never fails on it."""
 
-    def __init__(self, cache: DocCache, login_base: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cache: DocCache, login_base: str, url: str, clock: Callable[[], float] = time.time) -> None:
         self.cache = cache
         self.login_base = login_base
+        self.url = url
         self.clock = clock
 
     def applies(self, url: str, params: Any) -> bool:
-        return not params and url.endswith(_SUFFIX) and link_problem(url, self.login_base) is None
+        return not params and url == self.url and link_problem(url, self.login_base) is None
 
     def get(self, url: str, fetch: Callable[[], Any]) -> Any:
         stored = self._load(url)
@@ -96,10 +105,12 @@ class CachedOpenId:
         except Exception as exc:  # noqa: BLE001 - a cache never fails a token
             log.debug("stored OpenID configuration unreadable (%s)", type(exc).__name__)
             return None
-        if row is None:
+        try:
+            at, payload = row  # type: ignore[misc]
+            at = float(at)
+        except (TypeError, ValueError, OverflowError):  # None, or not a (time, text) row
             return None
-        at, payload = row
-        if not -_FUTURE <= self.clock() - at < OPENID_TTL:
+        if not isinstance(payload, str) or not fresh(at, self.clock(), OPENID_TTL):
             return None
         try:
             doc = json.loads(payload)
